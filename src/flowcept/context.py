@@ -26,7 +26,7 @@ class Scope:
         active: False once the owning controller stopped; a stale scope copied into a context is then ignored.
     """
 
-    __slots__ = ("workflow_id", "campaign_id", "buffer", "settings", "active", "owner")
+    __slots__ = ("workflow_id", "campaign_id", "buffer", "settings", "active", "owner", "telemetry")
 
     def __init__(self, workflow_id: str, campaign_id: str | None, buffer: "BatchBuffer", settings: Any,
                  owner: Any = None):
@@ -36,6 +36,7 @@ class Scope:
         self.settings = settings
         self.active = True
         self.owner = owner
+        self.telemetry = None  # a TelemetrySampler when telemetry capture is on
 
     def __repr__(self) -> str:
         return f"Scope(workflow_id={self.workflow_id!r}, campaign_id={self.campaign_id!r}, active={self.active})"
@@ -43,6 +44,7 @@ class Scope:
 
 _scope: ContextVar[Scope | None] = ContextVar("flowcept_scope", default=None)
 _parent_task: ContextVar[str | None] = ContextVar("flowcept_parent_task", default=None)
+_suppressed: ContextVar[bool] = ContextVar("flowcept_suppressed", default=False)
 # The stack of running scopes, newest last: the fallback for contexts that never entered one.
 _running: list[Scope] = []
 _last_workflow_id: list[str] = []
@@ -53,7 +55,14 @@ def current_scope() -> Scope | None:
     scope = _scope.get()
     if scope is not None and scope.active:
         return scope
-    return _running[-1] if _running else None
+    if not _running or _suppressed.get():
+        return None
+    return _running[-1]
+
+
+def suppress_capture() -> None:
+    """Turn capture off in the current context (flowcept's own threads call this so their work is never captured)."""
+    _suppressed.set(True)
 
 
 def enter_scope(scope: Scope):

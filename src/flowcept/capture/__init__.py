@@ -1,0 +1,1 @@
+"""The capture engine behind the public decorators, loops and task objects (private modules)."""

@@ -1,0 +1,334 @@
+"""``@flowcept_task`` and its variants: one dict per call, appended to the process buffer.
+
+Everything that can be decided once is decided at decoration time (parameter names, output mapping, static
+fields); a call reads the current scope, takes an id, reads the clock twice, builds one dict and appends it.
+Conversion of values to JSON happens later, on the flusher thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import inspect
+import logging
+import socket
+import time
+from typing import Any, Callable
+
+from flowcept import context as _ctx
+from flowcept._internal_errors import report_internal_error
+from flowcept.capture._binding import make_binder, make_output_mapper
+from flowcept.ids import new_id
+from flowcept.serialize import sanitize
+
+logger = logging.getLogger("flowcept")
+HOSTNAME = socket.gethostname()
+
+_scope_var = _ctx._scope
+_parent_var = _ctx._parent_task
+
+
+def default_args_handler(*args: Any, **kwargs: Any) -> dict:
+    """The documented default: an ``argparse.Namespace`` first argument is flattened, other positionals become
+    ``arg_<i>``, keyword arguments are kept, and values JSON cannot hold are converted.
+    """
+    handled: dict = {}
+    if args and isinstance(args[0], argparse.Namespace):
+        handled.update(vars(args[0]))
+        args = args[1:]
+    for i, arg in enumerate(args):
+        handled[f"arg_{i}"] = arg
+    handled.update(kwargs)
+    return sanitize(handled)
+
+
+class _BasicSampler:
+    """CPU/memory snapshots from the standard library, for explicit telemetry requests with telemetry off."""
+
+    __slots__ = ()
+
+    @staticmethod
+    def snapshot() -> dict:
+        from flowcept.capture.telemetry import basic_snapshot
+
+        return basic_snapshot()
+
+
+def telemetry_sampler(scope, requested: bool | None):
+    """The sampler for one task: the scope's when telemetry is on, else a basic one if explicitly requested."""
+    if requested is False:
+        return None
+    if scope.telemetry is not None:
+        return scope.telemetry
+    return _BasicSampler() if requested else None
+
+
+class _NoScopeWarning:
+    """Warns once per decorated function called while no Flowcept is running."""
+
+    __slots__ = ("name", "done")
+
+    def __init__(self, name: str):
+        self.name = name
+        self.done = False
+
+    def __call__(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        from flowcept.settings import get_settings
+
+        if get_settings().instrumentation.enabled:
+            logger.warning(
+                "%s was called while no Flowcept is running, so nothing was captured. "
+                "Wrap the calls in `with Flowcept(...):` or call Flowcept(...).start() first.", self.name)
+
+
+def _static_fields(func: Callable, activity_id: str | None, tags, custom_metadata, subtype, agent_id,
+                   source_agent_id) -> dict:
+    fields = {
+        "activity_id": activity_id or func.__name__,
+        "hostname": HOSTNAME,
+        "subtype": subtype,
+        "agent_id": str(agent_id) if agent_id is not None else None,
+        "source_agent_id": str(source_agent_id) if source_agent_id is not None else None,
+        "tags": [tags] if isinstance(tags, str) else (list(tags) if tags else None),
+        "custom_metadata": dict(custom_metadata) if custom_metadata else None,
+    }
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def _id_overrides(func: Callable) -> tuple[bool, bool]:
+    """Whether calls may carry ``workflow_id`` / ``campaign_id`` among their inputs (parameters or **kwargs)."""
+    try:
+        params = inspect.signature(func).parameters
+    except (TypeError, ValueError):
+        return True, True
+    var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    return var_kw or "workflow_id" in params, var_kw or "campaign_id" in params
+
+
+def _lift_ids(task: dict, used: dict, lift_wf: bool, lift_camp: bool) -> None:
+    # A non-empty string input named workflow_id/campaign_id routes the task; None never blanks the workflow.
+    if lift_wf:
+        wf = used.get("workflow_id")
+        if isinstance(wf, str) and wf:
+            task["workflow_id"] = wf
+    if lift_camp:
+        camp = used.get("campaign_id")
+        if isinstance(camp, str) and camp:
+            task["campaign_id"] = camp
+
+
+def _task_decorator(func: Callable, *, output_names=None, args_handler: Callable | None = None, tags=None,
+                    custom_metadata: dict | None = None, subtype: str | None = None, agent_id=None,
+                    source_agent_id=None, workflow_id: str | None = None, campaign_id: str | None = None,
+                    capture_telemetry: bool | None = None, activity_id: str | None = None) -> Callable:
+    binder = make_binder(func)
+    to_generated = make_output_mapper(output_names, args_handler)
+    static = _static_fields(func, activity_id, tags, custom_metadata, subtype, agent_id, source_agent_id)
+    lift_wf, lift_camp = _id_overrides(func) if args_handler is None else (True, True)
+    fixed_wf, fixed_camp = workflow_id, campaign_id
+    no_scope = _NoScopeWarning(getattr(func, "__qualname__", repr(func)))
+    clock = time.time
+    current_scope = _ctx.current_scope
+
+    def open_task(scope, args: tuple, kwargs: dict) -> dict:
+        try:
+            used = binder(args, kwargs) if args_handler is None else args_handler(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - a failing handler must not stop the user's call
+            report_internal_error(f"args_handler of {static['activity_id']}", exc)
+            used = {}
+        task = {"type": "task", "task_id": new_id(), "workflow_id": fixed_wf or scope.workflow_id,
+                "campaign_id": fixed_camp or scope.campaign_id, "used": used}
+        if used and (lift_wf or lift_camp):
+            _lift_ids(task, used, lift_wf, lift_camp)
+        if task["campaign_id"] is None:
+            del task["campaign_id"]
+        task.update(static)
+        return task
+
+    def sampler_for(scope):
+        if capture_telemetry is False or (scope.telemetry is None and not capture_telemetry):
+            return None
+        return telemetry_sampler(scope, capture_telemetry)
+
+    def close_task(task: dict, started: float, ended: float, result: Any, error: BaseException | None,
+                   parent: str | None, sampler) -> dict:
+        task["started_at"] = started
+        task["ended_at"] = ended
+        if parent is not None:
+            task["parent_task_id"] = parent
+        if error is None:
+            task["status"] = "FINISHED"
+            if result is not None:
+                try:
+                    generated = to_generated(result)
+                except Exception as exc:  # noqa: BLE001
+                    report_internal_error(f"outputs of {static['activity_id']}", exc)
+                    generated = None
+                if generated is not None:
+                    task["generated"] = generated
+        else:
+            task["status"] = "ERROR"
+            task["stderr"] = str(error) or type(error).__name__
+        if sampler is not None:
+            try:
+                task["telemetry_at_end"] = sampler.snapshot()
+            except Exception as exc:  # noqa: BLE001
+                report_internal_error("telemetry", exc)
+        return task
+
+    if inspect.iscoroutinefunction(func):
+        @functools.wraps(func)
+        async def async_wrapper(*args, **kwargs):
+            scope = _scope_var.get()
+            if scope is None or not scope.active:
+                scope = current_scope()
+                if scope is None:
+                    no_scope()
+                    return await func(*args, **kwargs)
+            task = open_task(scope, args, kwargs)
+            sampler = sampler_for(scope)
+            if sampler is not None:
+                task["telemetry_at_start"] = sampler.snapshot()
+            parent = _parent_var.get()
+            token = _parent_var.set(task["task_id"])
+            started = clock()
+            try:
+                result = await func(*args, **kwargs)
+            except BaseException as exc:
+                _parent_var.reset(token)
+                scope.buffer.append(close_task(task, started, clock(), None, exc, parent, sampler))
+                raise
+            _parent_var.reset(token)
+            scope.buffer.append(close_task(task, started, clock(), result, None, parent, sampler))
+            return result
+        return async_wrapper
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        scope = _scope_var.get()
+        if scope is None or not scope.active:
+            scope = current_scope()
+            if scope is None:
+                no_scope()
+                return func(*args, **kwargs)
+        task = open_task(scope, args, kwargs)
+        sampler = sampler_for(scope)
+        if sampler is not None:
+            task["telemetry_at_start"] = sampler.snapshot()
+        parent = _parent_var.get()
+        token = _parent_var.set(task["task_id"])
+        started = clock()
+        try:
+            result = func(*args, **kwargs)
+        except BaseException as exc:
+            _parent_var.reset(token)
+            scope.buffer.append(close_task(task, started, clock(), None, exc, parent, sampler))
+            raise
+        _parent_var.reset(token)
+        scope.buffer.append(close_task(task, started, clock(), result, None, parent, sampler))
+        return result
+    return wrapper
+
+
+def flowcept_task(func: Callable | None = None, **options: Any):
+    """Capture each call of a function as a task: inputs (``used``), outputs (``generated``), timing, status.
+
+    Usable bare (``@flowcept_task``) or with options (``@flowcept_task(output_names="y", tags=[...])``).
+
+    Args:
+        output_names: a name, or names matching a returned tuple/list, for the ``generated`` keys.
+        args_handler: ``(*args, **kwargs) -> dict`` replacing the default argument naming.
+        tags: labels (a string or a list).
+        custom_metadata: a dict stored with each task.
+        subtype: a task subtype string.
+        workflow_id: route the tasks to this workflow instead of the current one.
+        campaign_id: route the tasks to this campaign instead of the current one.
+        agent_id: id of the agent that runs the task.
+        capture_telemetry: True/False to force telemetry snapshots on or off for this function.
+
+    An exception raised by the function is recorded (``status: ERROR``, message in ``stderr``) and re-raised
+    unchanged. Calls made while no Flowcept is running are not captured.
+    """
+    _check_options(options, _TASK_OPTIONS, "flowcept_task")
+    if func is None:
+        return lambda f: _task_decorator(f, **options)
+    return _task_decorator(func, **options)
+
+
+def telemetry_flowcept_task(func: Callable | None = None, **options: Any):
+    """Like :func:`flowcept_task`, and always records ``telemetry_at_start``/``telemetry_at_end``.
+
+    With telemetry capture off in the settings, a CPU/memory snapshot is taken anyway: the decorator is an
+    explicit request.
+    """
+    _check_options(options, _TASK_OPTIONS, "telemetry_flowcept_task")
+    options.setdefault("capture_telemetry", True)
+    if func is None:
+        return lambda f: _task_decorator(f, **options)
+    return _task_decorator(func, **options)
+
+
+def lightweight_flowcept_task(func: Callable | None = None, *, output_names=None):
+    """Capture each call with the smallest record: id, workflow, activity, ``used`` and ``generated``.
+
+    No timestamps, status, telemetry or parent links; an exception propagates and nothing is recorded for that
+    call. The cheapest way to trace very hot functions.
+    """
+    if func is None:
+        return lambda f: lightweight_flowcept_task(f, output_names=output_names)
+    binder = make_binder(func)
+    to_generated = make_output_mapper(output_names, None)
+    name = func.__name__
+    no_scope = _NoScopeWarning(getattr(func, "__qualname__", repr(func)))
+    current_scope = _ctx.current_scope
+
+    if inspect.iscoroutinefunction(func):
+        @functools.wraps(func)
+        async def async_light(*args, **kwargs):
+            result = await func(*args, **kwargs)
+            scope = current_scope()
+            if scope is None:
+                no_scope()
+                return result
+            scope.buffer.append({"type": "task", "task_id": new_id(), "workflow_id": scope.workflow_id,
+                                 "activity_id": name, "used": binder(args, kwargs),
+                                 "generated": to_generated(result)})
+            return result
+        return async_light
+
+    @functools.wraps(func)
+    def light(*args, **kwargs):
+        result = func(*args, **kwargs)
+        scope = _scope_var.get()
+        if scope is None or not scope.active:
+            scope = current_scope()
+            if scope is None:
+                no_scope()
+                return result
+        scope.buffer.append({"type": "task", "task_id": new_id(), "workflow_id": scope.workflow_id,
+                             "activity_id": name, "used": binder(args, kwargs), "generated": to_generated(result)})
+        return result
+    return light
+
+
+_TASK_OPTIONS = frozenset({
+    "output_names", "args_handler", "tags", "custom_metadata", "subtype", "agent_id", "source_agent_id",
+    "workflow_id", "campaign_id", "capture_telemetry", "activity_id", "agent_name", "source_agent_name",
+})
+
+
+def _check_options(options: dict, allowed: frozenset, where: str) -> None:
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise TypeError(f"{where}() got unexpected option(s) {', '.join(unknown)}; "
+                        f"accepted: {', '.join(sorted(allowed))}")
+    options.pop("agent_name", None)
+    options.pop("source_agent_name", None)
+
+
+def get_current_context_task_id() -> str | None:
+    """Id of the task whose function is running now (the parent of anything captured inside it)."""
+    return _parent_var.get()

@@ -1,0 +1,34 @@
+"""``@flowcept``: run a function as a whole workflow (each call inside its own ``Flowcept`` block)."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import Any, Callable
+
+
+def flowcept(func: Callable | None = None, **flowcept_kwargs: Any):
+    """Wrap a "main" function so each call is one workflow; decorated tasks inside it belong to it.
+
+    Usable bare (``@flowcept``) or with :class:`~flowcept.Flowcept` arguments (``@flowcept(workflow_name="x")``).
+    The workflow is named after the function unless ``workflow_name`` is given. Works on ``async def`` too.
+    """
+    if func is None:
+        return lambda f: flowcept(f, **flowcept_kwargs)
+    from flowcept.controller import Flowcept
+
+    kwargs = {"workflow_name": func.__name__, **flowcept_kwargs}
+    Flowcept(**{**kwargs, "delete_buffer_file": False})  # fail fast on bad arguments, at decoration time
+
+    if inspect.iscoroutinefunction(func):
+        @functools.wraps(func)
+        async def async_main(*args, **kw):
+            with Flowcept(**kwargs):
+                return await func(*args, **kw)
+        return async_main
+
+    @functools.wraps(func)
+    def main(*args, **kw):
+        with Flowcept(**kwargs):
+            return func(*args, **kw)
+    return main

@@ -1,0 +1,1 @@
+"""Record classes (compatibility path)."""

@@ -1,0 +1,5 @@
+"""AgentObject (compatibility path)."""
+
+from flowcept.records import AgentObject
+
+__all__ = ["AgentObject"]

@@ -1,0 +1,5 @@
+"""TaskObject (compatibility path)."""
+
+from flowcept.records import TaskObject
+
+__all__ = ["TaskObject"]

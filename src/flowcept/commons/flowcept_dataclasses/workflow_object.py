@@ -1,0 +1,5 @@
+"""WorkflowObject (compatibility path)."""
+
+from flowcept.records import WorkflowObject
+
+__all__ = ["WorkflowObject"]

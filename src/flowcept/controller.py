@@ -1,0 +1,379 @@
+"""``Flowcept``: starts and stops capture for one workflow (context manager or ``start()``/``stop()``)."""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import os
+import threading
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+from flowcept import _runtime
+from flowcept import context as _ctx
+from flowcept.capture.decorator import HOSTNAME
+from flowcept.errors import ConfigError, StopTimeoutError
+from flowcept.ids import new_uuid
+
+logger = logging.getLogger("flowcept")
+
+KNOWN_INTERCEPTORS = ("instrumentation", "dask", "dask_worker", "mlflow", "tensorboard", "broker_mqtt")
+# Adapter kinds and the keyword arguments each one takes.
+ADAPTER_KWARGS = {"dask": {"dask_client"}, "dask_worker": set(), "mlflow": set(), "tensorboard": set(),
+                  "broker_mqtt": set()}
+ADAPTERS = {
+    "dask": "flowcept.adapters.dask:DaskAdapter",
+    "dask_worker": "flowcept.adapters.dask:DaskAdapter",
+    "mlflow": "flowcept.adapters.mlflow:MLflowAdapter",
+    "tensorboard": "flowcept.adapters.tensorboard:TensorboardAdapter",
+    "broker_mqtt": "flowcept.adapters.mqtt:MQTTAdapter",
+}
+
+
+@dataclass
+class StopReport:
+    """What ``stop()`` observed: records delivered, dropped, and capture failures in this process."""
+
+    workflow_id: str
+    written: int = 0
+    dropped: int = 0
+    capture_errors: int = 0
+    sink_failures: dict = field(default_factory=dict)
+    buffer_file: str | None = None
+
+
+class _FlowceptMeta(type):
+    """Class-level views kept for documented compatibility (``Flowcept.current_workflow_id``, ``Flowcept.db``)."""
+
+    @property
+    def current_workflow_id(cls) -> str | None:
+        return _ctx.last_workflow_id()
+
+    @property
+    def campaign_id(cls) -> str | None:
+        scope = _ctx.current_scope()
+        return scope.campaign_id if scope is not None else None
+
+    @property
+    def db(cls):
+        from flowcept.query.api import DBAPI
+
+        with _db_lock:
+            if _db_holder[0] is None:
+                _db_holder[0] = DBAPI()
+            return _db_holder[0]
+
+
+_db_lock = threading.Lock()
+_db_holder: list = [None]
+
+
+class Flowcept(metaclass=_FlowceptMeta):
+    """The runtime controller: captures everything run between :meth:`start` and :meth:`stop` as one workflow.
+
+    Args:
+        interceptors: what to capture: ``"instrumentation"`` (decorators, loops, tasks; the default) and adapter
+            kinds (``"dask"``, ``"mlflow"``, ``"tensorboard"``).
+        bundle_exec_id: groups this controller's producers for stops; defaults to ``id(self)``.
+        campaign_id: campaign of the workflow; a new uuid4 by default.
+        workflow_id: id of the workflow; a new uuid4 by default (pass one to join a workflow started elsewhere).
+        workflow_name, workflow_subtype, workflow_description: stored on the workflow record.
+        workflow_args: workflow-level inputs, stored as the workflow's ``used``.
+        start_persistence: run the persistence consumer in this process (matters with a message queue).
+        check_safe_stops: make ``stop()`` wait until every captured record is confirmed.
+        save_workflow: emit the workflow record at start and stop.
+        delete_buffer_file: delete the JSONL buffer file now (None: follow the settings).
+        **kwargs: adapter arguments, e.g. ``dask_client``.
+
+    Raises:
+        TypeError: an unknown keyword argument.
+        ConfigError: an unknown interceptor or invalid settings.
+    """
+
+    def __init__(self, interceptors: str | list[str] | None = None, bundle_exec_id: Any = None,
+                 campaign_id: str | None = None, workflow_id: str | None = None, workflow_name: str | None = None,
+                 workflow_subtype: str | None = None, workflow_args: dict | None = None,
+                 start_persistence: bool = True, check_safe_stops: bool = True, save_workflow: bool = True,
+                 delete_buffer_file: bool | None = None, workflow_description: str | None = None,
+                 parent_workflow_id: str | None = None, agent_id: str | None = None, agent_name: str | None = None,
+                 *args: Any, **kwargs: Any):
+        from flowcept.settings import get_settings
+
+        if "save_workflows" in kwargs:
+            warnings.warn("Flowcept(save_workflows=...) is deprecated; use save_workflow=...", DeprecationWarning,
+                          stacklevel=2)
+            save_workflow = bool(kwargs.pop("save_workflows"))
+        self.settings = get_settings()
+        if interceptors is None:
+            interceptors = ["instrumentation"] if self.settings.instrumentation.enabled else []
+        elif isinstance(interceptors, str):
+            interceptors = [interceptors]
+        interceptors = list(interceptors)
+        for kind in interceptors:
+            if kind not in KNOWN_INTERCEPTORS:
+                raise ConfigError(f"unknown interceptor {kind!r}; known: {', '.join(KNOWN_INTERCEPTORS)}",
+                                  key="interceptors")
+        allowed = set().union(*(ADAPTER_KWARGS.get(k, set()) for k in interceptors))
+        unknown = sorted(set(kwargs) - allowed)
+        if unknown:
+            raise TypeError(f"Flowcept() got unexpected keyword argument(s) {', '.join(map(repr, unknown))}"
+                            + (f"; adapter arguments accepted here: {', '.join(sorted(allowed))}" if allowed else ""))
+        self.interceptors = interceptors
+        self.adapter_args = args
+        self.adapter_kwargs = kwargs
+        self.workflow_id = workflow_id or new_uuid()
+        self.campaign_id = campaign_id or new_uuid()
+        self.bundle_exec_id = bundle_exec_id if bundle_exec_id is not None else id(self)
+        self.workflow_name = workflow_name
+        self.workflow_subtype = workflow_subtype
+        self.workflow_description = workflow_description
+        self.workflow_args = workflow_args
+        self.parent_workflow_id = parent_workflow_id
+        self.agent_id = agent_id
+        self.agent_name = agent_name
+        self.start_persistence = start_persistence
+        self.check_safe_stops = check_safe_stops
+        self.save_workflow = save_workflow
+        self.enabled = bool(interceptors)
+        self.is_started = False
+        self.report: StopReport | None = None
+        self._scope: _ctx.Scope | None = None
+        self._token = None
+        self._buffer = None
+        self._adapters: list = []
+        self._started_at: float | None = None
+        self._errors_at_start = 0
+        dump = self.settings.project.dump_buffer
+        if delete_buffer_file or (delete_buffer_file is None and dump.delete_previous_file and dump.enabled):
+            Flowcept.delete_buffer_file()
+
+    # ---- identity -----------------------------------------------------------------------------------------
+    @property
+    def current_workflow_id(self) -> str:
+        """This controller's workflow id (readable before ``start()``)."""
+        return self.workflow_id
+
+    # ---- lifecycle ----------------------------------------------------------------------------------------
+    def start(self) -> "Flowcept":
+        """Start capture: open the pipeline, emit the workflow record, start adapters. Returns self."""
+        if self.is_started:
+            logger.warning("Flowcept(workflow_id=%s) is already started", self.workflow_id)
+            return self
+        if not self.enabled:
+            logger.warning("Flowcept is disabled (instrumentation.enabled is false and no interceptor was given); "
+                           "nothing will be captured.")
+            return self
+        from flowcept._internal_errors import capture_error_count
+
+        telemetry = self._make_telemetry()
+        self._buffer = _runtime.acquire_buffer(self.settings, self.workflow_id)
+        scope = _ctx.Scope(self.workflow_id, self.campaign_id, self._buffer, self.settings, owner=self)
+        scope.telemetry = telemetry
+        self._scope = scope
+        self._token = _ctx.enter_scope(scope)
+        self._errors_at_start = capture_error_count()
+        self._started_at = time.time()
+        self.is_started = True
+        if self.save_workflow:
+            self._buffer.append(self._workflow_record(status="RUNNING"))
+        try:
+            self._start_adapters()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self, _error: BaseException | None = None) -> StopReport | None:
+        """Stop capture: emit the workflow's end, flush everything this process captured, release the pipeline.
+
+        Returns:
+            A :class:`StopReport` with delivery counts (``dropped`` > 0 means records were lost; the log says why).
+
+        Raises:
+            StopTimeoutError: records were still unconfirmed after ``buffer.stop_timeout_secs``.
+        """
+        if not self.is_started:
+            if self.enabled:
+                logger.warning("Flowcept.stop() called on a controller that is not started")
+            return self.report
+        from flowcept._internal_errors import capture_error_count
+
+        for adapter in reversed(self._adapters):
+            try:
+                adapter.stop()
+            except Exception as exc:  # noqa: BLE001
+                logger.warning("flowcept: stopping adapter %r failed: %r", adapter, exc)
+        buffer = self._buffer
+        if self.save_workflow:
+            end = {"type": "workflow", "workflow_id": self.workflow_id, "ended_at": time.time(),
+                   "status": "ERROR" if _error is not None else "FINISHED"}
+            buffer.append(end)
+        _ctx.exit_scope(self._scope, self._token)
+        self.is_started = False
+        timeout = self.settings.buffer.stop_timeout_secs
+        done = _runtime.release_buffer(buffer, timeout)
+        self.report = StopReport(workflow_id=self.workflow_id, written=buffer.written, dropped=buffer.dropped,
+                                 capture_errors=capture_error_count() - self._errors_at_start,
+                                 sink_failures=dict(buffer.sink_failures),
+                                 buffer_file=getattr(buffer.sinks[0], "path", None) if buffer.sinks else None)
+        if buffer.dropped:
+            logger.warning("flowcept: %d record(s) could not be stored (see earlier messages)", buffer.dropped)
+        if not done:
+            raise StopTimeoutError(buffer.pending, None, timeout)
+        return self.report
+
+    def __enter__(self) -> "Flowcept":
+        return self.start()
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.stop(_error=exc)
+
+    # ---- pieces -------------------------------------------------------------------------------------------
+    def _make_telemetry(self):
+        cfg = self.settings.telemetry_capture
+        if not cfg.enabled:
+            return None
+        from flowcept.capture.telemetry import make_sampler
+
+        return make_sampler(cfg)
+
+    def _workflow_record(self, status: str) -> dict:
+        from flowcept import __version__
+
+        record = {
+            "type": "workflow", "workflow_id": self.workflow_id, "campaign_id": self.campaign_id,
+            "name": self.workflow_name, "subtype": self.workflow_subtype,
+            "workflow_description": self.workflow_description, "parent_workflow_id": self.parent_workflow_id,
+            "used": self.workflow_args, "started_at": self._started_at, "status": status,
+            "user": _user(self.settings), "hostname": HOSTNAME, "agent_id": self.agent_id,
+            "interceptor_ids": [f"{kind}_{self.bundle_exec_id}" for kind in self.interceptors],
+            "flowcept_version": __version__,
+            "conf": {"settings_path": self.settings.path},
+        }
+        if self.settings.telemetry_capture.machine_info:
+            try:
+                from flowcept.capture.telemetry import machine_info
+
+                record["machine_info"] = {f"{self.interceptors[0]}_{self.bundle_exec_id}":
+                                          machine_info(self.settings.telemetry_capture)}
+            except Exception as exc:  # noqa: BLE001
+                logger.warning("flowcept: machine_info capture failed: %r", exc)
+        return {k: v for k, v in record.items() if v is not None}
+
+    def _start_adapters(self) -> None:
+        import importlib
+
+        for kind in self.interceptors:
+            if kind == "instrumentation":
+                continue
+            module, _, attr = ADAPTERS[kind].partition(":")
+            try:
+                cls = getattr(importlib.import_module(module), attr)
+            except ModuleNotFoundError as exc:
+                if exc.name and exc.name.startswith("flowcept"):
+                    raise ConfigError(f"the {kind!r} adapter is not available in this version of flowcept",
+                                      key="interceptors") from None
+                raise
+            adapter = cls(self, *self.adapter_args, **self.adapter_kwargs)
+            adapter.start()
+            self._adapters.append(adapter)
+
+    # ---- buffer file and records --------------------------------------------------------------------------
+    def get_buffer(self, return_df: bool = False):
+        """The records captured so far for this workflow, merged by id (a list, or a DataFrame).
+
+        Read back from the JSONL buffer file when it is enabled, else from the store.
+        """
+        if self._buffer is not None and self.is_started:
+            self._buffer.flush(self.settings.buffer.stop_timeout_secs)
+        path = _runtime.current_dump_path() or (self.report.buffer_file if self.report else None)
+        if path and os.path.exists(path):
+            records = [r for r in Flowcept.read_buffer_file(path) if r.get("workflow_id") == self.workflow_id]
+        else:
+            db = Flowcept.db
+            records = db.workflow_query({"workflow_id": self.workflow_id}) + \
+                db.task_query({"workflow_id": self.workflow_id})
+        return _to_df(records, normalize=True) if return_df else records
+
+    def dump_buffer(self, path: str | None = None) -> str:
+        """Write this workflow's records to a JSONL file (default: the configured buffer path); returns the path."""
+        from flowcept.transport.jsonl import buffer_file_path, write_messages
+
+        records = self.get_buffer()
+        target = path or buffer_file_path(self.settings.project.dump_buffer, self.workflow_id)
+        if os.path.abspath(target) == os.path.abspath(_runtime.current_dump_path() or ""):
+            return target  # the live buffer file already holds every message
+        write_messages(target, records)
+        return target
+
+    @staticmethod
+    def read_buffer_file(file_path: str | None = None, return_df: bool = False, normalize_df: bool = False,
+                         consolidate: bool = False, workflow_id: str | None = None, cleanup_files: bool = True,
+                         raw: bool = False):
+        """Read a JSONL buffer file.
+
+        Args:
+            file_path: the file; default: ``project.dump_buffer.path`` from the settings.
+            return_df: return a pandas DataFrame (``normalize_df``: nested fields as dotted columns).
+            consolidate: first merge the per-process files of ``workflow_id`` into one.
+            cleanup_files: with ``consolidate``, delete the merged pieces.
+            raw: return every message as written, instead of one record per id (later messages merged in).
+
+        Raises:
+            FileNotFoundError: the file does not exist.
+        """
+        from flowcept.settings import get_settings
+        from flowcept.transport.jsonl import consolidate_files, iter_messages, merge_messages
+
+        path = file_path or get_settings().project.dump_buffer.path
+        if consolidate:
+            if not workflow_id:
+                raise ValueError("read_buffer_file(consolidate=True) needs workflow_id=...")
+            path = consolidate_files(path, workflow_id, cleanup=cleanup_files)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"no flowcept buffer file at {path}")
+        messages = iter_messages(path)
+        records = list(messages) if raw else merge_messages(messages)
+        if return_df:
+            return _to_df(records, normalize=normalize_df)
+        return records
+
+    read_messages_file = read_buffer_file
+
+    @staticmethod
+    def delete_buffer_file(path: str | None = None) -> None:
+        """Delete the JSONL buffer file (default: the configured path) if it exists."""
+        from flowcept.settings import get_settings
+
+        target = path or get_settings().project.dump_buffer.path
+        try:
+            os.remove(target)
+        except FileNotFoundError:
+            pass
+
+    @staticmethod
+    def get_current_instance() -> "Flowcept | None":
+        """The controller of the current scope, if one is running."""
+        scope = _ctx.current_scope()
+        return scope.owner if scope is not None else None
+
+    def __repr__(self) -> str:
+        return (f"Flowcept(workflow_id={self.workflow_id!r}, workflow_name={self.workflow_name!r}, "
+                f"started={self.is_started})")
+
+
+def _user(settings) -> str | None:
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no passwd entry in some containers
+        return getattr(settings.experiment, "user", None)
+
+
+def _to_df(records: list, normalize: bool):
+    import pandas as pd
+
+    if normalize:
+        return pd.json_normalize(records, sep=".")
+    return pd.DataFrame(records)

@@ -1,0 +1,1 @@
+"""Public import paths of the capture API (faces that only re-export)."""

@@ -1,0 +1,5 @@
+"""Alias of :mod:`flowcept.instrumentation.task` (the reference implementation's path)."""
+
+from flowcept.capture.task import FlowceptTask
+
+__all__ = ["FlowceptTask"]

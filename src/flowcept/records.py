@@ -1,0 +1,136 @@
+"""Typed views over the plain record dicts, and the status vocabulary.
+
+Capture code builds plain dicts (cheap); these classes are for users who want attributes, and for the documented
+``TaskObject`` / ``WorkflowObject`` / ``AgentObject`` API. ``to_dict()`` leaves out fields that are None.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any, ClassVar
+
+
+class Status(str, Enum):
+    """Lifecycle status of a task or workflow."""
+
+    SUBMITTED = "SUBMITTED"
+    WAITING = "WAITING"
+    RUNNING = "RUNNING"
+    FINISHED = "FINISHED"
+    ERROR = "ERROR"
+    UNKNOWN = "UNKNOWN"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @staticmethod
+    def get_finished_statuses() -> list["Status"]:
+        """The terminal statuses."""
+        return [Status.FINISHED, Status.ERROR]
+
+
+TERMINAL_STATUSES = frozenset({"FINISHED", "ERROR"})
+
+
+class _Record:
+    """Attribute view of a record dict: reading a field not set gives None; setting one writes the dict."""
+
+    __slots__ = ("_d",)
+    type: ClassVar[str]
+    FIELDS: ClassVar[tuple[str, ...]]
+
+    def __init__(self, **fields: Any):
+        unknown = set(fields).difference(self.FIELDS)
+        if unknown:
+            raise TypeError(f"{type(self).__name__} has no field(s) {', '.join(sorted(unknown))}")
+        object.__setattr__(self, "_d", fields)
+
+    @classmethod
+    def wrap(cls, record: dict):
+        """A view over ``record`` itself (changes write through)."""
+        obj = cls.__new__(cls)
+        object.__setattr__(obj, "_d", record)
+        return obj
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self.FIELDS:
+            return self._d.get(name)
+        raise AttributeError(f"{type(self).__name__} has no field {name!r}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name not in self.FIELDS:
+            raise AttributeError(f"{type(self).__name__} has no field {name!r}")
+        self._d[name] = value
+
+    def to_dict(self) -> dict:
+        """The record as a plain dict, None fields omitted, ``type`` set."""
+        out = {k: (v.value if isinstance(v, Enum) else v) for k, v in self._d.items()
+               if v is not None and k != "type"}
+        out["type"] = self.type
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict):
+        """Build from a dict; keys that are not fields are ignored; a status string becomes a :class:`Status`."""
+        obj = cls(**{k: v for k, v in data.items() if k in cls.FIELDS})
+        status = obj._d.get("status")
+        if isinstance(status, str) and status in Status.__members__:
+            obj._d["status"] = Status(status)
+        return obj
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other.to_dict() == self.to_dict()
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items() if k in self.FIELDS[:6])
+        return f"{type(self).__name__}({shown})"
+
+
+class TaskObject(_Record):
+    """A task record (``type: "task"``)."""
+
+    type = "task"
+    FIELDS = (
+        "task_id", "workflow_id", "workflow_name", "campaign_id", "activity_id", "subtype", "group_id",
+        "parent_task_id", "agent_id", "source_agent_id", "adapter_id", "environment_id", "utc_timestamp",
+        "submitted_at", "started_at", "ended_at", "registered_at", "used", "generated", "dependencies",
+        "dependents", "status", "stdout", "stderr", "data", "custom_metadata", "tags", "telemetry_at_start",
+        "telemetry_at_end", "telemetry_summary", "user", "login_name", "node_name", "hostname", "public_ip",
+        "private_ip", "address", "mq_host",
+    )
+
+    @staticmethod
+    def get_time_field_names() -> list[str]:
+        return ["started_at", "ended_at", "submitted_at", "registered_at", "utc_timestamp"]
+
+    @staticmethod
+    def get_dict_field_names() -> list[str]:
+        return ["used", "generated", "custom_metadata", "telemetry_at_start", "telemetry_at_end"]
+
+    @staticmethod
+    def task_id_field() -> str:
+        return "task_id"
+
+    @staticmethod
+    def workflow_id_field() -> str:
+        return "workflow_id"
+
+
+class WorkflowObject(_Record):
+    """A workflow record (``type: "workflow"``)."""
+
+    type = "workflow"
+    FIELDS = (
+        "workflow_id", "parent_workflow_id", "campaign_id", "name", "workflow_description", "subtype", "used",
+        "generated", "custom_metadata", "started_at", "ended_at", "status", "adapter_id", "interceptor_ids",
+        "agent_id", "machine_info", "conf", "flowcept_settings", "flowcept_version", "utc_timestamp", "user",
+        "environment_id", "sys_name", "extra_metadata", "code_repository", "workflow_domain_data_schema",
+        "hostname",
+    )
+
+
+class AgentObject(_Record):
+    """An agent record (``type: "agent"``)."""
+
+    type = "agent"
+    FIELDS = ("agent_id", "name", "user", "workflow_id", "campaign_id", "extra_metadata", "registered_at")

@@ -1,0 +1,99 @@
+"""Turns raw captured records into JSON-clean dicts, once, on the flusher thread.
+
+Rules for values JSON cannot hold (the documented ``replace_non_json_serializable`` behaviour): an object with a
+``to_flowcept_dict()`` or ``to_dict()`` method becomes its result; an instance of a registered class (see
+:func:`register_dict_class`; ``argparse.Namespace`` is registered) becomes its ``__dict__``; sets and tuples become
+lists; bytes become base64 text; numpy scalars and arrays become numbers and lists; anything else becomes the string
+``<ClassName>_instance_id_<id>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+from typing import Any
+
+import orjson
+
+from flowcept._internal_errors import report_internal_error
+
+_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+_DICT_CLASSES: set[type] = {argparse.Namespace}
+
+
+def register_dict_class(cls: type) -> type:
+    """Capture instances of ``cls`` through their ``__dict__``. Usable as a class decorator."""
+    _DICT_CLASSES.add(cls)
+    return cls
+
+
+def placeholder(obj: Any) -> str:
+    """The stand-in string for an object that cannot be captured as data."""
+    return f"{type(obj).__name__}_instance_id_{id(obj)}"
+
+
+def _default(obj: Any) -> Any:
+    cls = type(obj)
+    for method in ("to_flowcept_dict", "to_dict"):
+        fn = getattr(cls, method, None)
+        if fn is not None and callable(fn):
+            try:
+                return fn(obj)
+            except Exception as exc:  # noqa: BLE001 - a user's to_dict must not break capture
+                report_internal_error(f"{cls.__name__}.{method}()", exc)
+                return placeholder(obj)
+    if cls in _DICT_CLASSES or any(issubclass(cls, c) for c in _DICT_CLASSES):
+        return dict(vars(obj))
+    if isinstance(obj, (set, frozenset)):
+        return list(obj)
+    if isinstance(obj, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(obj)).decode("ascii")
+    if hasattr(obj, "tolist") and hasattr(obj, "dtype"):  # numpy arrays of object dtype, numpy scalars
+        try:
+            return obj.tolist()
+        except Exception:  # noqa: BLE001
+            pass
+    return placeholder(obj)
+
+
+def dumps(value: Any) -> bytes:
+    """Compact JSON bytes of ``value``, converting what JSON cannot hold."""
+    try:
+        return orjson.dumps(value, default=_default, option=_OPTIONS)
+    except (TypeError, orjson.JSONEncodeError):
+        return orjson.dumps(_walk(value), default=_default, option=_OPTIONS)
+
+
+def loads(data: bytes | str) -> Any:
+    """Parse JSON text."""
+    return orjson.loads(data)
+
+
+def sanitize(value: Any) -> Any:
+    """A JSON-clean copy of ``value`` (dicts with string keys, lists, str, numbers, bools, None)."""
+    return orjson.loads(dumps(value))
+
+
+def _walk(value: Any) -> Any:
+    # Slow path for what orjson refuses outright: integers beyond 64 bits, deeply nested or cyclic data.
+    if isinstance(value, dict):
+        return {str(k): _walk(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_walk(v) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2 ** 63) <= value < 2 ** 64:
+        return str(value)
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    try:
+        return orjson.loads(orjson.dumps(value, default=_default, option=_OPTIONS))
+    except Exception:  # noqa: BLE001
+        return placeholder(value)
+
+
+def flatten_namespaces(used: dict) -> dict:
+    """Merge the attributes of any ``argparse.Namespace`` value into ``used`` in its place."""
+    for key, val in list(used.items()):
+        if isinstance(val, argparse.Namespace):
+            del used[key]
+            used.update(vars(val))
+    return used

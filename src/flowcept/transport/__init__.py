@@ -1,0 +1,43 @@
+"""Transports: how batches leave the producer process.
+
+::
+
+    BatchBuffer flusher ──write(docs)──▶ Transport ──▶ embedded: the Store, in this process
+                                                   └─▶ redis:    a Redis Stream, read by a Keeper
+
+A transport is a :class:`flowcept.buffer.Sink`: ``write(docs)`` runs on the flusher thread, may block, and returns
+how many records it could not keep. ``flush(timeout)`` returns once everything written is acknowledged.
+``close()`` is idempotent. Adding one = one module + one line in :data:`TRANSPORTS`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from flowcept.errors import ConfigError
+
+if TYPE_CHECKING:
+    from flowcept.buffer import Sink
+
+TRANSPORTS = {
+    "embedded": "flowcept.transport.embedded:EmbeddedTransport",
+    "redis": "flowcept.transport.redis_streams:RedisStreamTransport",
+}
+
+
+def load_backend(registry: dict[str, str], name: str, what: str):
+    """Import the class registered under ``name``; an unknown name is a ConfigError listing the known ones."""
+    try:
+        target = registry[name]
+    except KeyError:
+        raise ConfigError(f"unknown {what} {name!r}; known: {', '.join(sorted(registry))}", key=what) from None
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def make_transport(settings) -> "Sink | None":
+    """The transport the settings ask for: redis when ``mq.enabled``, else embedded (None when there is no store)."""
+    if settings.mq.enabled:
+        return load_backend(TRANSPORTS, settings.mq.type, "mq.type").from_settings(settings)
+    return load_backend(TRANSPORTS, "embedded", "transport").from_settings(settings)

@@ -1,0 +1,165 @@
+"""The JSONL buffer file: every captured message as one compact JSON line (the documented offline format).
+
+The flusher appends each batch with a single ``write`` on a file opened with ``O_APPEND``, so several threads or
+processes can share one file without interleaving lines. The ``data`` payload is never written here.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import orjson
+
+from flowcept.serialize import dumps
+
+logger = logging.getLogger("flowcept")
+
+def buffer_file_path(dump_settings, workflow_id: str | None = None, base: str | None = None) -> str:
+    """The buffer file this process writes, per ``project.dump_buffer`` settings."""
+    path = Path(base or dump_settings.path)
+    stem, suffix = path.stem, path.suffix or ".jsonl"
+    if workflow_id and dump_settings.append_workflow_id_to_path:
+        stem = f"{stem}_{workflow_id}"
+    if dump_settings.append_id_to_path:
+        stem = f"{stem}_{os.getpid()}_{threading.get_ident()}"
+    return str(path.with_name(stem + suffix))
+
+
+class JsonlBufferFile:
+    """Sink that appends every batch to a JSONL file."""
+
+    name = "buffer file"
+    primary = False
+
+    def __init__(self, path: str):
+        self.path = str(path)
+        self._fd: int | None = None
+        self._pid = None
+
+    def _open(self) -> int:
+        if self._fd is None or self._pid != os.getpid():
+            parent = os.path.dirname(os.path.abspath(self.path))
+            os.makedirs(parent, exist_ok=True)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            self._pid = os.getpid()
+        return self._fd
+
+    def write(self, docs: Sequence[dict]) -> int:
+        lines = []
+        for doc in docs:
+            if "data" in doc:
+                doc = {k: v for k, v in doc.items() if k != "data"}
+            lines.append(orjson.dumps(doc))
+        lines.append(b"")
+        payload = b"\n".join(lines)
+        fd = self._open()
+        view = memoryview(payload)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        return 0
+
+    def flush(self, timeout: float | None = None) -> bool:
+        return True
+
+    def close(self) -> None:
+        if self._fd is not None and self._pid == os.getpid():
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
+        self._fd = None
+
+
+def iter_messages(path: str, counter: dict | None = None) -> Iterator[dict]:
+    """Messages of a JSONL file in order; blank lines skipped, torn or corrupt lines skipped and counted."""
+    bad = 0
+    with open(path, "rb") as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                msg = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                bad += 1
+                continue
+            if type(msg) is dict:
+                yield msg
+            else:
+                bad += 1
+    if bad:
+        logger.warning("flowcept: skipped %d corrupt or torn line(s) in %s", bad, path)
+    if counter is not None:
+        counter["skipped_lines"] = counter.get("skipped_lines", 0) + bad
+
+
+_ID_OF_TYPE = {"task": "task_id", "workflow": "workflow_id", "agent": "agent_id", "object": "object_id"}
+
+
+def record_key(msg: dict) -> tuple | None:
+    """The identity of a message: (type, id), or None when it carries no id."""
+    kind = msg.get("type")
+    if kind is None:
+        kind = next((t for t, key in _ID_OF_TYPE.items() if msg.get(key) is not None), None)
+    key = _ID_OF_TYPE.get(kind)
+    if key is None or msg.get(key) is None:
+        return None
+    return (kind, msg[key])
+
+
+def merge_messages(messages: Iterator[dict]) -> list[dict]:
+    """One record per id, later messages of an id merged into the first one (order of first appearance)."""
+    from flowcept.keeper.merge import merge_record
+
+    out: list[dict] = []
+    index: dict[tuple, int] = {}
+    for msg in messages:
+        key = record_key(msg)
+        if key is None:
+            out.append(msg)
+            continue
+        at = index.get(key)
+        if at is None:
+            index[key] = len(out)
+            out.append(msg)
+        else:
+            out[at] = merge_record(out[at], msg)
+    return out
+
+
+def consolidate_files(base_path: str, workflow_id: str, cleanup: bool = True) -> str:
+    """Merge the per-process files ``<stem>_<workflow_id>*<suffix>`` into ``<stem>_<workflow_id><suffix>``."""
+    path = Path(base_path)
+    target = path.with_name(f"{path.stem}_{workflow_id}{path.suffix or '.jsonl'}")
+    pieces = sorted(p for p in glob.glob(str(path.with_name(f"{path.stem}_{workflow_id}*{path.suffix or '.jsonl'}")))
+                    if p != str(target))
+    if not pieces:
+        if target.exists():
+            return str(target)
+        raise FileNotFoundError(f"no buffer files for workflow {workflow_id} next to {base_path}")
+    with open(target, "ab") as out:
+        for piece in pieces:
+            with open(piece, "rb") as f:
+                data = f.read()
+            if data and not data.endswith(b"\n"):
+                data += b"\n"
+            out.write(data)
+    if cleanup:
+        for piece in pieces:
+            os.remove(piece)
+    return str(target)
+
+
+def write_messages(path: str, docs: Sequence[dict]) -> None:
+    """Append JSON-clean or raw records to ``path`` (used by ``Flowcept.dump_buffer``)."""
+    with open(path, "ab") as f:
+        for doc in docs:
+            if "data" in doc:
+                doc = {k: v for k, v in doc.items() if k != "data"}
+            f.write(dumps(doc) + b"\n")
