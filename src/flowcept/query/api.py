@@ -1,0 +1,214 @@
+"""``Flowcept.db``: the documented query API (reference 3.4) over a :class:`flowcept.store.Store`."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Mapping, Sequence
+
+from flowcept.errors import ConfigError
+
+__all__ = ["DBAPI", "ASCENDING", "DESCENDING"]
+
+ASCENDING = 1
+DESCENDING = -1
+
+_log = logging.getLogger(__name__)
+
+
+def _as_dict(obj: Any) -> dict:
+    if isinstance(obj, Mapping):
+        return dict(obj)
+    to_dict = getattr(obj, "to_dict", None)
+    if callable(to_dict):
+        return to_dict()
+    raise TypeError(f"expected a dict or an object with to_dict(), got {type(obj).__name__}")
+
+
+def _projected_fields(projection: Any) -> list[str]:
+    if projection is None:
+        return []
+    if isinstance(projection, str):
+        return [projection]
+    if isinstance(projection, Mapping):
+        return [k for k, v in projection.items() if v]
+    return list(projection)
+
+
+class DBAPI:
+    """Queries over the configured store; every method is safe to call from any thread.
+
+    Args:
+        store: the store to use. When None, the store enabled by :func:`flowcept.settings.get_settings` is made on
+            first use (and closed by :meth:`close`).
+    """
+
+    ASCENDING = ASCENDING
+    DESCENDING = DESCENDING
+
+    def __init__(self, store: Any = None):
+        self._store = store
+        self._owns_store = store is None
+
+    @property
+    def store(self):
+        """The underlying :class:`flowcept.store.Store`, made from the settings on first use.
+
+        Raises:
+            ConfigError: no store is enabled (or ``project.db_flush_mode`` is ``offline``).
+        """
+        if self._store is None:
+            from flowcept.settings import get_settings
+            from flowcept.store import make_store
+
+            store = make_store(get_settings())
+            if store is None:
+                raise ConfigError(
+                    "no database is enabled, so there is nothing to query. Enable one in the settings file: "
+                    "databases.sqlite.enabled: true (with databases.sqlite.path) or databases.postgres.enabled: true, "
+                    "and keep project.db_flush_mode: online.",
+                    key="databases",
+                )
+            self._store = store
+        return self._store
+
+    # ------------------------------------------------------------------------------------------ queries
+
+    def query(self, filter: Mapping | None = None, projection: Any = None, limit: int = 0, sort: Any = None,
+              aggregation: Sequence[tuple[str, str]] | None = None, remove_json_unserializables: bool = True,
+              collection: str = "tasks") -> list[dict]:
+        """Find records, or aggregate them.
+
+        Args:
+            filter: Mongo-style filter (``$and $or $nor $not $eq $ne $gt $gte $lt $lte $in $nin $exists $regex``,
+                dotted paths).
+            projection: field names to return (dotted allowed), or a ``{field: 1|0}`` dict.
+            limit: at most this many records; 0 means no limit.
+            sort: list of ``(field, ASCENDING|DESCENDING)``.
+            aggregation: list of ``(op, field)`` with op in avg/sum/min/max/count. With a projection of exactly
+                one field, results are grouped by that field.
+            remove_json_unserializables: kept for compatibility; stored records are always JSON-clean.
+            collection: ``"tasks"``, ``"workflows"`` or ``"agents"``.
+
+        Returns:
+            The matching records (or one dict per group with ``<op>_<field>`` keys).
+
+        Raises:
+            QueryError: malformed filter, projection, sort or aggregation.
+            StoreError: the database failed.
+            ConfigError: no store is configured.
+        """
+        if aggregation:
+            fields = _projected_fields(projection)
+            group_by = fields[0] if len(fields) == 1 else None
+            return self.store.aggregate(collection, filter, group_by, list(aggregation))
+        return self.store.find(collection, filter, projection=projection, sort=sort, limit=limit)
+
+    def task_query(self, filter: Mapping | None = None, projection: Any = None, limit: int = 0, sort: Any = None,
+                   aggregation: Sequence[tuple[str, str]] | None = None,
+                   remove_json_unserializables: bool = True) -> list[dict]:
+        """:meth:`query` on the ``tasks`` collection."""
+        return self.query(filter, projection, limit, sort, aggregation, remove_json_unserializables, "tasks")
+
+    def workflow_query(self, filter: Mapping | None = None) -> list[dict]:
+        """Workflow records matching ``filter``."""
+        return self.query(filter, collection="workflows")
+
+    def agent_query(self, filter: Mapping | None = None) -> list[dict]:
+        """Agent records matching ``filter``."""
+        return self.query(filter, collection="agents")
+
+    def count(self, collection: str = "tasks", filter: Mapping | None = None) -> int:
+        """How many records of ``collection`` match ``filter``."""
+        return self.store.count(collection, filter)
+
+    def get_workflow_object(self, workflow_id: str):
+        """The workflow as a ``WorkflowObject``, or None when it is not stored."""
+        docs = self.store.find("workflows", {"workflow_id": workflow_id}, limit=1)
+        if not docs:
+            return None
+        from flowcept.commons.flowcept_dataclasses.workflow_object import WorkflowObject
+
+        return WorkflowObject.from_dict(docs[0])
+
+    def get_agent_object(self, agent_id: str):
+        """The agent as an ``AgentObject``, or None when it is not stored."""
+        docs = self.store.find("agents", {"agent_id": agent_id}, limit=1)
+        if not docs:
+            return None
+        from flowcept.commons.flowcept_dataclasses.agent_object import AgentObject
+
+        return AgentObject.from_dict(docs[0])
+
+    def get_tasks_from_current_workflow(self) -> list[dict]:
+        """Tasks of the current (or most recently started) workflow; empty when there is none."""
+        from flowcept.context import last_workflow_id
+
+        workflow_id = last_workflow_id()
+        if workflow_id is None:
+            return []
+        return self.task_query({"workflow_id": workflow_id})
+
+    # ------------------------------------------------------------------------------------------ writes
+
+    def insert_or_update_task(self, task: Any) -> bool:
+        """Upsert one task (a dict or an object with ``to_dict()``), merged with any stored version."""
+        doc = _as_dict(task)
+        doc.setdefault("type", "task")
+        return self.store.upsert([doc]) == 1
+
+    def insert_or_update_workflow(self, workflow: Any) -> bool:
+        """Upsert one workflow; a missing ``workflow_id`` gets a new uuid (written back to a dict argument)."""
+        doc = _as_dict(workflow)
+        doc.setdefault("type", "workflow")
+        if not doc.get("workflow_id"):
+            from flowcept.ids import new_uuid
+
+            doc["workflow_id"] = new_uuid()
+            if isinstance(workflow, dict):
+                workflow["workflow_id"] = doc["workflow_id"]
+            elif hasattr(workflow, "workflow_id"):
+                try:
+                    workflow.workflow_id = doc["workflow_id"]
+                except AttributeError:
+                    pass
+        return self.store.upsert([doc]) == 1
+
+    def insert_or_update_agent(self, agent: Any) -> bool:
+        """Upsert one agent record."""
+        doc = _as_dict(agent)
+        doc.setdefault("type", "agent")
+        return self.store.upsert([doc]) == 1
+
+    def delete_agents_with_filter(self, filter: Mapping) -> int:
+        """Delete agent records matching ``filter``; returns how many."""
+        return self.store.delete("agents", filter)
+
+    def delete_workflow_data(self, workflow_id: str) -> dict[str, int]:
+        """Delete a workflow's tasks, agents and the workflow record; returns deleted counts per collection."""
+        flt = {"workflow_id": workflow_id}
+        return {collection: self.store.delete(collection, flt) for collection in ("tasks", "agents", "workflows")}
+
+    # ------------------------------------------------------------------------------------------ export
+
+    def to_df(self, collection: str = "tasks", filter: Mapping | None = None):
+        """Matching records as a pandas DataFrame with dotted column names for nested fields.
+
+        Raises:
+            BackendUnavailableError: pandas is not installed.
+        """
+        try:
+            import pandas as pd
+        except ImportError as exc:
+            from flowcept.errors import BackendUnavailableError
+
+            raise BackendUnavailableError("DBAPI.to_df", "pandas") from exc
+        docs = self.store.find(collection, filter)
+        return pd.json_normalize(docs, sep=".")
+
+    def close(self) -> None:
+        """Close the store if this API made it (a later query makes a new one); idempotent."""
+        if not self._owns_store:
+            return  # the caller's store: the caller closes it
+        store, self._store = self._store, None
+        if store is not None:
+            store.close()

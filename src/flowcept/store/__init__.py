@@ -1,0 +1,157 @@
+"""Where records are kept: the ``Store`` seam, its backend registry and :func:`make_store`.
+
+::
+
+    flusher thread (embedded transport) ─┐
+    keeper thread (redis transport)  ────┼─▶ Store.upsert(records)   merged by id (flowcept.keeper.merge)
+    query API / CLI (caller's thread) ───┘   Store.find / count / aggregate / delete
+                                                 │
+                          ┌──────────────────────┴──────────────────────┐
+                 SqliteStore (store/sqlite.py)                PostgresStore (store/postgres.py)
+                 JSON1 over a ``doc`` TEXT column             JSONB ``doc`` column
+                          └────── one filter compiler: store/_filters.py ──────┘
+
+Collections are ``tasks``, ``workflows`` and ``agents``, keyed by ``task_id``, ``workflow_id`` and ``agent_id``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
+
+from flowcept.errors import ConfigError
+
+__all__ = ["Store", "COLLECTIONS", "STORES", "collection_of", "make_store", "load_store_class"]
+
+#: Collection name -> the id key of its records.
+COLLECTIONS: dict[str, str] = {"tasks": "task_id", "workflows": "workflow_id", "agents": "agent_id"}
+
+#: Backend name (as in the settings' ``databases`` section) -> "module:class", imported only when chosen.
+STORES: dict[str, str] = {
+    "sqlite": "flowcept.store.sqlite:SqliteStore",
+    "postgres": "flowcept.store.postgres:PostgresStore",
+}
+
+_TYPE_TO_COLLECTION = {"task": "tasks", "workflow": "workflows", "agent": "agents"}
+_IGNORED_TYPES = frozenset({"object", "flowcept_control"})
+
+
+@runtime_checkable
+class Store(Protocol):
+    """A record database that speaks Mongo-style filters.
+
+    Callers and threads:
+        * ``upsert`` is called by the flusher thread (embedded transport) or the keeper thread (redis transport),
+          and by the query API's ``insert_or_update_*`` on the caller's thread. It may block on I/O and locks
+          (several processes may write one store).
+        * ``find``, ``count``, ``aggregate`` and ``delete`` are called on the user's thread by the query API and the
+          CLI. They may block.
+        * ``close`` is called once by whoever made the store (controller, keeper, ``DBAPI.close``); it is idempotent.
+
+    A store must be usable from several threads and, after ``fork``, from the child process (it reopens its
+    connections). Every method raises :class:`flowcept.errors.StoreError` on database failure and
+    :class:`flowcept.errors.QueryError` on a malformed filter, projection, sort or unknown collection; no
+    library exception escapes.
+    """
+
+    def upsert(self, records: Sequence[dict]) -> int:
+        """Insert or merge JSON-clean records by id (see :mod:`flowcept.keeper.merge`); returns how many were written.
+
+        Records are routed by :func:`collection_of`; those it ignores, and those without their id key, are skipped.
+        """
+        ...
+
+    def find(self, collection: str, filter: Mapping | None = None, projection: Any = None, sort: Any = None,
+             limit: int = 0) -> list[dict]:
+        """Records of ``collection`` matching ``filter``, projected, sorted, at most ``limit`` (0 = all)."""
+        ...
+
+    def count(self, collection: str, filter: Mapping | None = None) -> int:
+        """How many records of ``collection`` match ``filter``."""
+        ...
+
+    def aggregate(self, collection: str, filter: Mapping | None = None, group_by: Any = None,
+                  aggregations: Sequence[tuple[str, str]] = ()) -> list[dict]:
+        """Group matching records by ``group_by`` and compute ``(op, field)`` aggregations (avg/sum/min/max/count).
+
+        Each output dict holds the group key field(s) and ``<op>_<field with dots replaced by _>``.
+        """
+        ...
+
+    def delete(self, collection: str, filter: Mapping) -> int:
+        """Delete the records matching ``filter`` (``{}`` deletes all); returns how many were deleted."""
+        ...
+
+    def close(self) -> None:
+        """Release connections; idempotent."""
+        ...
+
+
+def collection_of(record: Mapping) -> str | None:
+    """The collection a record belongs to, or None when stores ignore it.
+
+    Uses ``type`` when present (``task``, ``workflow``, ``agent``; ``object`` and ``flowcept_control`` and unknown
+    types are ignored). Without a type: ``task_id``/``activity_id`` mean a task, ``agent_id`` alone an agent,
+    ``workflow_id``/``name``/``environment_id`` a workflow.
+
+    Args:
+        record: a record dict.
+
+    Returns:
+        ``"tasks"``, ``"workflows"``, ``"agents"`` or None.
+    """
+    rtype = record.get("type")
+    if rtype is not None:
+        return _TYPE_TO_COLLECTION.get(rtype)
+    if "task_id" in record or "activity_id" in record:
+        return "tasks"
+    if "agent_id" in record:
+        return "agents"
+    if "workflow_id" in record or "name" in record or "environment_id" in record:
+        return "workflows"
+    return None
+
+
+def load_store_class(name: str) -> type:
+    """Import the store class registered under ``name``.
+
+    Raises:
+        ConfigError: ``name`` is not a known backend (the message lists the known ones).
+        BackendUnavailableError: the backend's library is not installed.
+    """
+    target = STORES.get(name)
+    if target is None:
+        raise ConfigError(f"unknown store {name!r}; known stores: {', '.join(sorted(STORES))}", key="databases")
+    module_name, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def make_store(settings: Any) -> Store | None:
+    """Build the store the settings enable, or None.
+
+    None when ``project.db_flush_mode`` is ``"offline"`` or no database is enabled. PostgreSQL
+    (``databases.postgres.enabled``, ``.dsn``) is preferred over SQLite (``databases.sqlite.enabled``, ``.path``).
+
+    Args:
+        settings: a :class:`flowcept.settings.Settings`.
+
+    Returns:
+        An open store, or None.
+
+    Raises:
+        BackendUnavailableError: the chosen backend's library is not installed.
+        StoreError: the database cannot be opened.
+    """
+    project = getattr(settings, "project", None)
+    if project is not None and getattr(project, "db_flush_mode", None) == "offline":
+        return None
+    databases = getattr(settings, "databases", None)
+    if databases is None:
+        return None
+    postgres = getattr(databases, "postgres", None)
+    if postgres is not None and getattr(postgres, "enabled", False):
+        return load_store_class("postgres")(postgres.dsn)
+    sqlite = getattr(databases, "sqlite", None)
+    if sqlite is not None and getattr(sqlite, "enabled", False):
+        return load_store_class("sqlite")(sqlite.path)
+    return None

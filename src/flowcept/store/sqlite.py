@@ -1,0 +1,279 @@
+"""SQLite store: one file, one ``(id TEXT PRIMARY KEY, doc TEXT)`` table per collection, WAL mode.
+
+Several processes may write the same file: each write batch is one ``BEGIN IMMEDIATE`` transaction (so
+read-merge-write of a batch cannot interleave with another writer's) and connections wait up to
+``busy_timeout`` for the lock instead of failing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import os
+import re
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import orjson
+
+from flowcept.errors import QueryError, StoreError
+from flowcept.keeper.merge import coalesce, merge_record
+from flowcept.store import COLLECTIONS, collection_of
+from flowcept.store._filters import (SQLITE, apply_projection, compile_aggregate, compile_filter, compile_order_by,
+                                     normalize_projection)
+
+__all__ = ["SqliteStore"]
+
+_log = logging.getLogger(__name__)
+
+BUSY_TIMEOUT_MS = 120_000
+# Ids per "SELECT ... WHERE id IN (...)": far below SQLITE_MAX_VARIABLE_NUMBER (32766 since 3.32).
+_CHUNK = 5_000
+_TASK_INDEXES = ("workflow_id", "campaign_id", "parent_task_id", "activity_id", "status")
+_COLLECTION_INDEXES = {"tasks": _TASK_INDEXES, "workflows": ("campaign_id",), "agents": ("workflow_id",)}
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(pattern: str) -> re.Pattern:
+    return re.compile(pattern)
+
+
+def _regexp(pattern: str | None, value: Any) -> bool | None:
+    if pattern is None or value is None:
+        return None
+    return _compiled(pattern).search(str(value)) is not None
+
+
+def _dumps(record: dict) -> str:
+    return orjson.dumps(record, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+class SqliteStore:
+    """A :class:`flowcept.store.Store` on one SQLite file.
+
+    Connections are opened lazily, one per thread, and reopened in a forked child (a connection must never cross
+    a fork). Safe for several threads and several processes on one file.
+
+    Args:
+        path: the database file; parent folders are created.
+
+    Raises:
+        StoreError: on first use, when the file cannot be opened or written (the message names the path).
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path).expanduser()
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: list[sqlite3.Connection] = []
+        self._pid = os.getpid()
+        self._closed = False
+        self._schema_ready = False
+
+    # ------------------------------------------------------------------------------------------ connections
+
+    def __repr__(self) -> str:
+        return f"SqliteStore({str(self.path)!r})"
+
+    def __enter__(self) -> "SqliteStore":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except QueryError:
+            raise
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"SQLite store {self.path}: {action} failed: {exc}") from exc
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._closed:
+            raise StoreError(f"SQLite store {self.path} is closed")
+        pid = os.getpid()
+        if pid != self._pid:
+            # Forked child: the parent's connections (and their locks) are not ours; forget them without closing.
+            with self._lock:
+                if pid != self._pid:
+                    self._local = threading.local()
+                    self._connections = []
+                    self._pid = pid
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._open()
+            self._local.conn = conn
+        return conn
+
+    def _open(self) -> sqlite3.Connection:
+        with self._errors("opening the database"):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if self.path.exists() and not os.access(self.path, os.W_OK):
+                raise StoreError(f"SQLite store {self.path}: the file is not writable")
+            conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                                   check_same_thread=False)
+            try:
+                conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")
+                conn.create_function("REGEXP", 2, _regexp, deterministic=True)
+                if not self._schema_ready:
+                    self._create_schema(conn)
+            except BaseException:
+                conn.close()
+                raise
+        with self._lock:
+            self._connections.append(conn)
+        return conn
+
+    def _create_schema(self, conn: sqlite3.Connection) -> None:
+        statements = []
+        for table in COLLECTIONS:
+            statements.append(f"CREATE TABLE IF NOT EXISTS {table} (id TEXT PRIMARY KEY, doc TEXT NOT NULL)")
+            for field in _COLLECTION_INDEXES[table]:
+                statements.append(f"CREATE INDEX IF NOT EXISTS {table}_{field} ON {table} "
+                                  f"(json_extract(doc, {SQLITE.json_path((field,))}))")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for stmt in statements:
+                conn.execute(stmt)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        self._schema_ready = True
+
+    def close(self) -> None:
+        """Close every connection this process opened; idempotent."""
+        with self._lock:
+            conns, self._connections = self._connections, []
+            self._closed = True
+        if os.getpid() != self._pid:
+            return
+        for conn in conns:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+        self._local = threading.local()
+
+    # ------------------------------------------------------------------------------------------ writes
+
+    def upsert(self, records: Sequence[dict]) -> int:
+        """Insert or merge records by id in one transaction; see :meth:`flowcept.store.Store.upsert`."""
+        by_collection: dict[str, list[dict]] = {}
+        for record in coalesce(records):
+            collection = collection_of(record)
+            if collection is None:
+                continue
+            if record.get(COLLECTIONS[collection]) is None:
+                _log.debug("skipping a %s record without %s", collection, COLLECTIONS[collection])
+                continue
+            by_collection.setdefault(collection, []).append(record)
+        if not by_collection:
+            return 0
+        conn = self._conn()
+        written = 0
+        with self._errors("upsert"):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for collection, recs in by_collection.items():
+                    written += self._upsert_collection(conn, collection, recs)
+                conn.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
+        return written
+
+    @staticmethod
+    def _upsert_collection(conn: sqlite3.Connection, table: str, records: list[dict]) -> int:
+        id_key = COLLECTIONS[table]
+        ids = [str(r[id_key]) for r in records]
+        existing: dict[str, str] = {}
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start:start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            existing.update(conn.execute(f"SELECT id, doc FROM {table} WHERE id IN ({marks})", chunk))
+        rows = []
+        for rid, record in zip(ids, records):
+            old = existing.get(rid)
+            if old is not None:
+                record = merge_record(orjson.loads(old), record)
+            rows.append((rid, _dumps(record)))
+        conn.executemany(f"INSERT INTO {table} (id, doc) VALUES (?, ?) "
+                         f"ON CONFLICT(id) DO UPDATE SET doc = excluded.doc", rows)
+        return len(rows)
+
+    def delete(self, collection: str, filter: Mapping) -> int:
+        """Delete matching records; ``{}`` deletes all. Returns the count deleted."""
+        table = _table(collection)
+        if filter is None:
+            raise QueryError("delete needs a filter; pass {} to delete every record")
+        where, params = compile_filter(filter, SQLITE)
+        conn = self._conn()
+        with self._errors("delete"):
+            cur = conn.execute(f"DELETE FROM {table} WHERE {where}", params)
+            return cur.rowcount
+
+    # ------------------------------------------------------------------------------------------ reads
+
+    def find(self, collection: str, filter: Mapping | None = None, projection: Any = None, sort: Any = None,
+             limit: int = 0) -> list[dict]:
+        """Matching records, projected, sorted, at most ``limit`` (0 = all)."""
+        table = _table(collection)
+        where, params = compile_filter(filter, SQLITE)
+        order, oparams = compile_order_by(sort, SQLITE)
+        proj = normalize_projection(projection)
+        limit = _limit(limit)
+        sql = f"SELECT doc FROM {table} WHERE {where}{order}"
+        params = params + oparams
+        if limit:
+            sql += " LIMIT ?"
+            params.append(limit)
+        conn = self._conn()
+        with self._errors("find"):
+            rows = conn.execute(sql, params).fetchall()
+        loads = orjson.loads
+        if proj is None:
+            return [loads(doc) for (doc,) in rows]
+        return [apply_projection(loads(doc), proj) for (doc,) in rows]
+
+    def count(self, collection: str, filter: Mapping | None = None) -> int:
+        """How many records match."""
+        table = _table(collection)
+        where, params = compile_filter(filter, SQLITE)
+        conn = self._conn()
+        with self._errors("count"):
+            return conn.execute(f"SELECT COUNT(*) FROM {table} WHERE {where}", params).fetchone()[0]
+
+    def aggregate(self, collection: str, filter: Mapping | None = None, group_by: Any = None,
+                  aggregations: Sequence = ()) -> list[dict]:
+        """Grouped avg/sum/min/max/count; see :meth:`flowcept.store.Store.aggregate`."""
+        table = _table(collection)
+        where, wparams = compile_filter(filter, SQLITE)
+        select, sparams, group_sql, decode, sort_key = compile_aggregate(group_by, aggregations, SQLITE)
+        conn = self._conn()
+        with self._errors("aggregate"):
+            rows = conn.execute(f"SELECT {select} FROM {table} WHERE {where}{group_sql}", sparams + wparams).fetchall()
+        out = [decode(row) for row in rows]
+        if sort_key is not None:
+            out.sort(key=sort_key)
+        return out
+
+
+def _table(collection: str) -> str:
+    if collection not in COLLECTIONS:
+        raise QueryError(f"unknown collection {collection!r}; collections: {', '.join(COLLECTIONS)}")
+    return collection
+
+
+def _limit(limit: Any) -> int:
+    if limit is None:
+        return 0
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise QueryError(f"limit must be a non-negative int, got {limit!r}")
+    return limit
