@@ -1,0 +1,52 @@
+"""Shared fixtures: every test runs with default settings in its own folder, HOME and SQLite store."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+pytest_plugins = ["tests.fix_services"]
+
+
+@pytest.fixture(name="fc_env", autouse=True)
+def fixture_fc_env(monkeypatch, tmp_path):
+    """Isolate flowcept: no env overrides, HOME and CWD in tmp_path, fresh settings and query API."""
+    from flowcept import context, controller
+    from flowcept.settings import ENV_VARS, reload_settings
+
+    for var in ENV_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.delenv("FLOWCEPT_SETTINGS_PATH", raising=False)
+    monkeypatch.delenv("FLOWCEPT_USE_DEFAULT", raising=False)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    reload_settings()
+    controller._db_holder[0] = None
+    yield tmp_path
+    for scope in list(context._running):
+        owner = scope.owner
+        if owner is not None and owner.is_started:
+            owner.stop()
+    if controller._db_holder[0] is not None:
+        controller._db_holder[0].close()
+        controller._db_holder[0] = None
+    reload_settings()
+
+
+def write_settings(tmp_path, text: str, monkeypatch) -> str:
+    """Write a settings file, point FLOWCEPT_SETTINGS_PATH at it and reload."""
+    from flowcept.settings import reload_settings
+
+    path = tmp_path / "settings.yaml"
+    path.write_text(text)
+    monkeypatch.setenv("FLOWCEPT_SETTINGS_PATH", str(path))
+    reload_settings()
+    return str(path)
+
+
+def sqlite_path() -> str:
+    """Where the default SQLite store lives for the current test."""
+    return os.path.expanduser("~/.flowcept/flowcept.sqlite")
