@@ -14,7 +14,7 @@ import pytest
 from flowcept.errors import QueryError, StoreError
 from flowcept.store.sqlite import SqliteStore
 
-from ._cases import ALL, FILTER_CASES, SORT_CASES, TASKS
+from ._cases import FILTER_CASES, SORT_CASES, TASKS
 
 STORE_KINDS = ["sqlite"]
 
@@ -143,6 +143,7 @@ class TestAggregate:
         """Without group_by, one record aggregates every matching task."""
         out = seeded.aggregate("tasks", {"workflow_id": "w1"}, None, [("avg", "generated.loss"), ("max", "started_at")])
         assert out == [{"avg_generated_loss": 0.375, "max_started_at": 2.0}]
+        assert seeded.aggregate("tasks", {"workflow_id": "none"}, None, [("sum", "used.x")]) == []
 
     def test_group_by_mixed_types(self, seeded):
         """Group keys keep their JSON type: null, numbers, strings, arrays."""

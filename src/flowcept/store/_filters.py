@@ -80,25 +80,11 @@ def _is_number(v: Any) -> bool:
 # --------------------------------------------------------------------------------------------------- dialects
 
 
-class _Operand:
-    """A JSON value inside a row (a field of ``doc`` or an array element) as SQL expressions."""
-
-    def __init__(self, dialect: "_Dialect", exprs: Callable[[], tuple[str, list]], kind: str):
-        self.dialect = dialect
-        self._exprs = exprs
-        self.kind = kind  # "field" or "element"
-
-    def sql(self, template: str) -> tuple[str, list]:
-        return self.dialect.render(self, template)
-
-
 class _Dialect:
     """What differs between SQL databases; the compiler above it is shared."""
 
     name = "abstract"
     placeholder = "?"
-    true_sql = "TRUE"
-    false_sql = "FALSE"
 
     # Type tests -------------------------------------------------------------------------------------------
     def is_kind(self, o, kind: str) -> tuple[str, list]:
@@ -684,8 +670,8 @@ def compile_aggregate(group_by: Any, aggregations: Sequence, dialect: _Dialect =
     (``("count", "*")`` counts rows). Sum of no numbers is 0, the others are None.
 
     Returns:
-        ``(select_sql, select_params, group_sql, decode, sort_key)``: ``decode(row) -> dict`` builds one output
-        record from a result row; ``sort_key`` (None without groups) orders the decoded records by group value,
+        ``(select_sql, select_params, group_sql, decode, sort_key)``: ``decode(row) -> dict | None`` builds one
+        output record from a result row (None: drop the row, it aggregates nothing); ``sort_key`` (None without groups) orders the decoded records by group value,
         identically on every backend.
 
     Raises:
@@ -730,10 +716,17 @@ def compile_aggregate(group_by: Any, aggregations: Sequence, dialect: _Dialect =
         sparams.extend(p)
     if not select:
         raise QueryError("aggregate needs a group_by or at least one aggregation")
+    if not groups:
+        # Without groups SQL still returns one row over zero matches; Mongo returns none, so count them.
+        select.append("COUNT(*)")
     # Ordinals, not expressions: PostgreSQL would not see two separately bound path parameters as one expression.
     group_sql = (" GROUP BY " + ", ".join(str(i + 1) for i in range(len(gexprs)))) if gexprs else ""
 
-    def decode(row: Sequence) -> dict:
+    def decode(row: Sequence) -> dict | None:
+        if not groups:
+            if not row[-1]:
+                return None
+            row = row[:-1]
         out: dict = {}
         i = 0
         for field, width in zip(groups, group_widths):

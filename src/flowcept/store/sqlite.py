@@ -33,6 +33,7 @@ BUSY_TIMEOUT_MS = 120_000
 # Ids per "SELECT ... WHERE id IN (...)": far below SQLITE_MAX_VARIABLE_NUMBER (32766 since 3.32).
 _CHUNK = 5_000
 _TASK_INDEXES = ("workflow_id", "campaign_id", "parent_task_id", "activity_id", "status")
+_ABANDONED: list[sqlite3.Connection] = []  # connections inherited through fork, never touched again
 _COLLECTION_INDEXES = {"tasks": _TASK_INDEXES, "workflows": ("campaign_id",), "agents": ("workflow_id",)}
 
 
@@ -45,6 +46,23 @@ def _regexp(pattern: str | None, value: Any) -> bool | None:
     if pattern is None or value is None:
         return None
     return _compiled(pattern).search(str(value)) is not None
+
+
+def _encoded_upsert(table: str, kind: str, id_key: str) -> str:
+    # A terminal status already stored is kept when a later message brings a non-terminal one.
+    return (
+        f"INSERT INTO {table} (id, doc) SELECT json_extract(value, '$.{id_key}'), value FROM json_each(?) "
+        f"WHERE json_extract(value, '$.type') = '{kind}' AND json_extract(value, '$.{id_key}') IS NOT NULL "
+        f"ON CONFLICT(id) DO UPDATE SET doc = CASE "
+        f"WHEN json_extract(doc, '$.status') IN ('FINISHED', 'ERROR') "
+        f"AND coalesce(json_extract(excluded.doc, '$.status'), 'FINISHED') NOT IN ('FINISHED', 'ERROR') "
+        f"THEN json_set(json_patch(doc, excluded.doc), '$.status', json_extract(doc, '$.status')) "
+        f"ELSE json_patch(doc, excluded.doc) END"
+    )
+
+
+_ENCODED_UPSERTS = tuple(_encoded_upsert(table, kind, COLLECTIONS[table])
+                         for table, kind in (("tasks", "task"), ("workflows", "workflow"), ("agents", "agent")))
 
 
 def _dumps(record: dict) -> str:
@@ -98,9 +116,11 @@ class SqliteStore:
             raise StoreError(f"SQLite store {self.path} is closed")
         pid = os.getpid()
         if pid != self._pid:
-            # Forked child: the parent's connections (and their locks) are not ours; forget them without closing.
+            # Forked child: the parent's connections are not ours. Keep them referenced but unused: letting them be
+            # garbage-collected would run sqlite3_close() on the parent's file state from this process.
             with self._lock:
                 if pid != self._pid:
+                    _ABANDONED.extend(self._connections)
                     self._local = threading.local()
                     self._connections = []
                     self._pid = pid
@@ -189,6 +209,28 @@ class SqliteStore:
                 raise
         return written
 
+    def upsert_encoded(self, batch) -> int:
+        """Insert or merge an encoded batch (:class:`flowcept.buffer.EncodedBatch`) in one transaction.
+
+        The whole batch goes to SQLite as one JSON array and is split, inserted and merged there (``json_each``,
+        ``json_patch``), so the work runs outside the GIL and capture threads keep running meanwhile. Merge rules
+        as in :func:`flowcept.keeper.merge.merge_record`; records of one batch sharing an id merge in order.
+        """
+        array = batch.array()
+        conn = self._conn()
+        with self._errors("upsert"):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                written = 0
+                for stmt in _ENCODED_UPSERTS:
+                    written += conn.execute(stmt, (array,)).rowcount
+                conn.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
+        return written
+
     @staticmethod
     def _upsert_collection(conn: sqlite3.Connection, table: str, records: list[dict]) -> int:
         id_key = COLLECTIONS[table]
@@ -259,7 +301,7 @@ class SqliteStore:
         conn = self._conn()
         with self._errors("aggregate"):
             rows = conn.execute(f"SELECT {select} FROM {table} WHERE {where}{group_sql}", sparams + wparams).fetchall()
-        out = [decode(row) for row in rows]
+        out = [rec for rec in map(decode, rows) if rec is not None]
         if sort_key is not None:
             out.sort(key=sort_key)
         return out
