@@ -1,8 +1,8 @@
 """The per-process record buffer and its flusher thread.
 
 Capture code only appends a dict to a deque (atomic under the GIL, no lock). The flusher thread wakes when a batch
-is full or every ``flush_interval_secs``, turns each record into a JSON-clean dict once (:func:`prepare`) and hands
-the batch to every sink in order (the JSONL buffer file, then the transport).
+is full or every ``flush_interval_secs``, encodes each record to JSON once (:func:`encode_batch`) and hands the
+batch to every sink in order (the JSONL buffer file, then the transport).
 
 ``flush()`` is exact: it appends a marker and waits until the flusher has passed it, so every record appended
 before the call has been written by every sink (or counted as dropped).
@@ -20,9 +20,46 @@ from collections import deque
 from typing import Protocol, Sequence
 
 from flowcept._internal_errors import report_internal_error
-from flowcept.serialize import flatten_namespaces, sanitize
+import orjson
+
+from flowcept.serialize import dumps
 
 logger = logging.getLogger("flowcept")
+
+
+class EncodedBatch:
+    """One batch as it leaves the flusher: the compact JSON bytes of each record, decoded dicts on demand.
+
+    Attributes:
+        blobs: one JSON document (bytes) per record, in capture order.
+        with_data: indexes of records that carry a ``data`` payload (the JSONL file leaves it out).
+    """
+
+    __slots__ = ("blobs", "with_data", "_docs")
+
+    def __init__(self, blobs: list[bytes], with_data: list[int] | None = None):
+        self.blobs = blobs
+        self.with_data = with_data or []
+        self._docs: list[dict] | None = None
+
+    def __len__(self) -> int:
+        return len(self.blobs)
+
+    def array(self) -> bytes:
+        """The batch as one JSON array."""
+        return b"[" + b",".join(self.blobs) + b"]"
+
+    @property
+    def docs(self) -> list[dict]:
+        """The records as JSON-clean dicts (decoded once, on first use)."""
+        if self._docs is None:
+            self._docs = orjson.loads(self.array())
+        return self._docs
+
+    @classmethod
+    def from_docs(cls, docs: Sequence[dict]) -> "EncodedBatch":
+        """A batch of records that are already JSON-clean dicts."""
+        return encode_batch(list(docs))
 
 
 class Sink(Protocol):
@@ -30,11 +67,12 @@ class Sink(Protocol):
 
     ``write`` runs on the flusher thread only; it may block. It returns the number of records it could not keep
     (0 when all are safe) and must not raise for per-record problems; an exception means the whole batch failed.
+    A sink whose ``primary`` attribute is true is where records are kept: its losses count as dropped records.
     """
 
     name: str
 
-    def write(self, docs: Sequence[dict]) -> int: ...
+    def write(self, batch: EncodedBatch) -> int: ...
 
     def flush(self, timeout: float | None = None) -> bool: ...
 
@@ -48,25 +86,18 @@ class _Marker:
         self.event = threading.Event()
 
 
-def prepare(record: dict) -> dict:
-    """The JSON-clean form of one captured record, with derived fields filled in."""
-    used = record.get("used")
-    if used is not None and type(used) is dict:
-        flatten_namespaces(used)
-    doc = sanitize(record)
-    if type(doc) is not dict:
-        doc = {"value": doc}
-    if None in doc.values():
-        doc = {k: v for k, v in doc.items() if v is not None}
-    start, end = doc.get("telemetry_at_start"), doc.get("telemetry_at_end")
-    if start and end and "telemetry_summary" not in doc:
-        try:
-            from flowcept.capture.telemetry import summarize
-
-            doc["telemetry_summary"] = summarize(start, end)
-        except Exception as exc:  # noqa: BLE001
-            report_internal_error("telemetry summary", exc)
-    return doc
+def encode_batch(records: list) -> EncodedBatch:
+    """Encode captured records (null fields left out, values JSON cannot hold converted) into a batch."""
+    blobs: list[bytes] = []
+    with_data: list[int] = []
+    append = blobs.append
+    for i, record in enumerate(records):
+        if None in record.values():
+            record = {k: v for k, v in record.items() if v is not None}
+        if "data" in record:
+            with_data.append(i)
+        append(dumps(record))
+    return EncodedBatch(blobs, with_data)
 
 
 class BatchBuffer:
@@ -91,6 +122,8 @@ class BatchBuffer:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._closing = False
+        self._markers = 0  # flush markers queued and not yet reached
+        self._marker_lock = threading.Lock()
         self._start_lock = threading.Lock()
         self.written = 0  # records every sink accepted (flusher thread only)
         self.dropped = 0  # records lost, with the reason logged
@@ -165,6 +198,8 @@ class BatchBuffer:
             True when done, False when ``timeout`` passed first.
         """
         marker = _Marker()
+        with self._marker_lock:
+            self._markers += 1
         self._queue.append(marker)
         if self._thread is None or not self._thread.is_alive():
             self._start()
@@ -190,6 +225,8 @@ class BatchBuffer:
     def _after_fork_in_child(self) -> None:
         # The flusher thread did not survive the fork; records queued by the parent are the parent's to send.
         self._queue = deque()
+        self._markers = 0
+        self._marker_lock = threading.Lock()
         self._wake = threading.Event()
         self._start_lock = threading.Lock()
         self._thread = None
@@ -210,7 +247,13 @@ class BatchBuffer:
     def _drain(self) -> None:
         q, size = self._queue, self.batch_size
         while q:
-            batch: list = []
+            n = min(len(q), size)
+            # Read the marker count after the length: a marker among the first n items was counted before.
+            if not self._markers:
+                batch = [q.popleft() for _ in range(n)]
+                self._export(batch)
+                continue
+            batch = []
             marker = None
             while q and len(batch) < size:
                 item = q.popleft()
@@ -221,6 +264,8 @@ class BatchBuffer:
             if batch:
                 self._export(batch)
             if marker is not None:
+                with self._marker_lock:
+                    self._markers -= 1
                 for sink in self.sinks:
                     try:
                         sink.flush()
@@ -228,29 +273,37 @@ class BatchBuffer:
                         report_internal_error(f"flushing {sink.name}", exc)
                 marker.event.set()
 
-    def _export(self, batch: list) -> None:
-        docs = []
-        for record in batch:
-            try:
-                docs.append(prepare(record))
-            except Exception as exc:  # noqa: BLE001
-                self.dropped += 1
-                report_internal_error("preparing a record", exc)
-        if not docs:
+    def _export(self, records: list) -> None:
+        try:
+            batch = encode_batch(records)
+        except Exception as exc:  # noqa: BLE001 - one bad record must not sink the batch
+            report_internal_error("encoding records", exc)
+            batch = self._encode_one_by_one(records)
+        if not batch.blobs:
             return
         lost = 0
         for sink in self.sinks:
             try:
-                n = sink.write(docs)
+                n = sink.write(batch)
             except Exception as exc:  # noqa: BLE001
-                n = len(docs)
+                n = len(batch)
                 report_internal_error(f"writing to {sink.name}", exc)
             if n:
                 self.sink_failures[sink.name] = self.sink_failures.get(sink.name, 0) + n
                 if getattr(sink, "primary", False):
                     lost = max(lost, n)
         self.dropped += lost
-        self.written += len(docs) - lost
+        self.written += len(batch) - lost
+
+    def _encode_one_by_one(self, records: list) -> EncodedBatch:
+        good = []
+        for record in records:
+            try:
+                encode_batch([record])
+                good.append(record)
+            except Exception:  # noqa: BLE001
+                self.dropped += 1
+        return encode_batch(good)
 
 
 _live_buffers: "weakref.WeakSet[BatchBuffer]" = weakref.WeakSet()

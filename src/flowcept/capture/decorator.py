@@ -18,6 +18,7 @@ from typing import Any, Callable
 from flowcept import context as _ctx
 from flowcept._internal_errors import report_internal_error
 from flowcept.capture._binding import make_binder, make_output_mapper
+from flowcept import ids as _ids
 from flowcept.ids import new_id
 from flowcept.serialize import sanitize
 
@@ -120,6 +121,26 @@ def _lift_ids(task: dict, used: dict, lift_wf: bool, lift_camp: bool) -> None:
             task["campaign_id"] = camp
 
 
+def _summarize_into(task: dict) -> None:
+    try:
+        from flowcept.capture.telemetry import summarize
+
+        task["telemetry_summary"] = summarize(task["telemetry_at_start"], task["telemetry_at_end"])
+    except Exception as exc:  # noqa: BLE001
+        report_internal_error("telemetry summary", exc)
+
+
+def end_telemetry(task: dict, sampler) -> None:
+    """Add ``telemetry_at_end`` (and the summary, when the start snapshot exists) to a task being closed."""
+    try:
+        task["telemetry_at_end"] = sampler.snapshot()
+    except Exception as exc:  # noqa: BLE001
+        report_internal_error("telemetry", exc)
+        return
+    if "telemetry_at_start" in task:
+        _summarize_into(task)
+
+
 def _task_decorator(func: Callable, *, output_names=None, args_handler: Callable | None = None, tags=None,
                     custom_metadata: dict | None = None, subtype: str | None = None, agent_id=None,
                     source_agent_id=None, workflow_id: str | None = None, campaign_id: str | None = None,
@@ -127,45 +148,59 @@ def _task_decorator(func: Callable, *, output_names=None, args_handler: Callable
     binder = make_binder(func)
     to_generated = make_output_mapper(output_names, args_handler)
     static = _static_fields(func, activity_id, tags, custom_metadata, subtype, agent_id, source_agent_id)
+    name = static["activity_id"]
     lift_wf, lift_camp = _id_overrides(func) if args_handler is None else (True, True)
+    lift = lift_wf or lift_camp
     fixed_wf, fixed_camp = workflow_id, campaign_id
     no_scope = _NoScopeWarning(getattr(func, "__qualname__", repr(func)))
     clock = time.time
     current_scope = _ctx.current_scope
+    scope_get, parent_get, parent_set, parent_reset = _scope_var.get, _parent_var.get, _parent_var.set, \
+        _parent_var.reset
+    ids = _ids
+    namespace = argparse.Namespace
 
-    def open_task(scope, args: tuple, kwargs: dict) -> dict:
-        try:
-            used = binder(args, kwargs) if args_handler is None else args_handler(*args, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - a failing handler must not stop the user's call
-            report_internal_error(f"args_handler of {static['activity_id']}", exc)
-            used = {}
-        task = {"type": "task", "task_id": new_id(), "workflow_id": fixed_wf or scope.workflow_id,
-                "campaign_id": fixed_camp or scope.campaign_id, "used": used}
-        if used and (lift_wf or lift_camp):
+    def begin(scope, args: tuple, kwargs: dict) -> tuple[dict, Any]:
+        """The task dict as known before the call, and the telemetry sampler for it (or None)."""
+        if args_handler is None:
+            used = binder(args, kwargs)
+            if args and type(args[0]) is namespace:
+                used = {**vars(args[0]), **{k: v for k, v in used.items() if v is not args[0]}}
+        else:
+            try:
+                used = args_handler(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - a failing handler must not stop the user's call
+                report_internal_error(f"args_handler of {name}", exc)
+                used = {}
+        task = {"type": "task", "task_id": ids._prefix + str(next(ids._counter)),
+                "workflow_id": fixed_wf or scope.workflow_id, "campaign_id": fixed_camp or scope.campaign_id,
+                "used": used, **static}
+        if lift and used:
             _lift_ids(task, used, lift_wf, lift_camp)
-        if task["campaign_id"] is None:
-            del task["campaign_id"]
-        task.update(static)
-        return task
-
-    def sampler_for(scope):
-        if capture_telemetry is False or (scope.telemetry is None and not capture_telemetry):
-            return None
-        return telemetry_sampler(scope, capture_telemetry)
-
-    def close_task(task: dict, started: float, ended: float, result: Any, error: BaseException | None,
-                   parent: str | None, sampler) -> dict:
-        task["started_at"] = started
-        task["ended_at"] = ended
+        parent = parent_get()
         if parent is not None:
             task["parent_task_id"] = parent
+        if capture_telemetry is None:
+            sampler = scope.telemetry
+        else:
+            sampler = telemetry_sampler(scope, capture_telemetry)
+        if sampler is not None:
+            try:
+                task["telemetry_at_start"] = sampler.snapshot()
+            except Exception as exc:  # noqa: BLE001
+                report_internal_error("telemetry", exc)
+        return task, sampler
+
+    def finish(task: dict, started: float, ended: float, result: Any, error: BaseException | None, sampler) -> dict:
+        task["started_at"] = started
+        task["ended_at"] = ended
         if error is None:
             task["status"] = "FINISHED"
             if result is not None:
                 try:
                     generated = to_generated(result)
                 except Exception as exc:  # noqa: BLE001
-                    report_internal_error(f"outputs of {static['activity_id']}", exc)
+                    report_internal_error(f"outputs of {name}", exc)
                     generated = None
                 if generated is not None:
                     task["generated"] = generated
@@ -173,62 +208,51 @@ def _task_decorator(func: Callable, *, output_names=None, args_handler: Callable
             task["status"] = "ERROR"
             task["stderr"] = str(error) or type(error).__name__
         if sampler is not None:
-            try:
-                task["telemetry_at_end"] = sampler.snapshot()
-            except Exception as exc:  # noqa: BLE001
-                report_internal_error("telemetry", exc)
+            end_telemetry(task, sampler)
         return task
 
     if inspect.iscoroutinefunction(func):
         @functools.wraps(func)
         async def async_wrapper(*args, **kwargs):
-            scope = _scope_var.get()
+            scope = scope_get()
             if scope is None or not scope.active:
                 scope = current_scope()
                 if scope is None:
                     no_scope()
                     return await func(*args, **kwargs)
-            task = open_task(scope, args, kwargs)
-            sampler = sampler_for(scope)
-            if sampler is not None:
-                task["telemetry_at_start"] = sampler.snapshot()
-            parent = _parent_var.get()
-            token = _parent_var.set(task["task_id"])
+            task, sampler = begin(scope, args, kwargs)
+            token = parent_set(task["task_id"])
             started = clock()
             try:
                 result = await func(*args, **kwargs)
             except BaseException as exc:
-                _parent_var.reset(token)
-                scope.buffer.append(close_task(task, started, clock(), None, exc, parent, sampler))
+                parent_reset(token)
+                scope.buffer.append(finish(task, started, clock(), None, exc, sampler))
                 raise
-            _parent_var.reset(token)
-            scope.buffer.append(close_task(task, started, clock(), result, None, parent, sampler))
+            parent_reset(token)
+            scope.buffer.append(finish(task, started, clock(), result, None, sampler))
             return result
         return async_wrapper
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
-        scope = _scope_var.get()
+        scope = scope_get()
         if scope is None or not scope.active:
             scope = current_scope()
             if scope is None:
                 no_scope()
                 return func(*args, **kwargs)
-        task = open_task(scope, args, kwargs)
-        sampler = sampler_for(scope)
-        if sampler is not None:
-            task["telemetry_at_start"] = sampler.snapshot()
-        parent = _parent_var.get()
-        token = _parent_var.set(task["task_id"])
+        task, sampler = begin(scope, args, kwargs)
+        token = parent_set(task["task_id"])
         started = clock()
         try:
             result = func(*args, **kwargs)
         except BaseException as exc:
-            _parent_var.reset(token)
-            scope.buffer.append(close_task(task, started, clock(), None, exc, parent, sampler))
+            parent_reset(token)
+            scope.buffer.append(finish(task, started, clock(), None, exc, sampler))
             raise
-        _parent_var.reset(token)
-        scope.buffer.append(close_task(task, started, clock(), result, None, parent, sampler))
+        parent_reset(token)
+        scope.buffer.append(finish(task, started, clock(), result, None, sampler))
         return result
     return wrapper
 

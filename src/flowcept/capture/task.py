@@ -8,7 +8,7 @@ from typing import Any
 
 from flowcept import context as _ctx
 from flowcept._internal_errors import report_internal_error
-from flowcept.capture.decorator import HOSTNAME
+from flowcept.capture.decorator import HOSTNAME, end_telemetry
 from flowcept.ids import new_id
 from flowcept.records import TaskObject
 
@@ -64,10 +64,11 @@ class FlowceptTask:
             "task_id": task_id or new_id(),
             "workflow_id": workflow_id or scope.workflow_id,
             "campaign_id": campaign_id or scope.campaign_id,
-            "activity_id": activity_id,
             "started_at": started_at if started_at is not None else time.time(),
             "hostname": hostname or HOSTNAME,
         }
+        if activity_id is not None:
+            record["activity_id"] = activity_id
         parent = parent_task_id or _ctx._parent_task.get()
         if parent is not None:
             record["parent_task_id"] = parent
@@ -127,10 +128,7 @@ class FlowceptTask:
             status = "ERROR" if stderr is not None else "FINISHED"
         record["status"] = getattr(status, "value", status)
         if self._sampler is not None:
-            try:
-                record["telemetry_at_end"] = self._sampler.snapshot()
-            except Exception as exc:  # noqa: BLE001
-                report_internal_error("telemetry", exc)
+            end_telemetry(record, self._sampler)
         self._scope.buffer.append(record)
 
     def send(self) -> None:

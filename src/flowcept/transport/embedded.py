@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Sequence
-
 from flowcept.store import Store, make_store
 
 
@@ -21,8 +19,12 @@ class EmbeddedTransport:
         store = make_store(settings)
         return cls(store) if store is not None else None
 
-    def write(self, docs: Sequence[dict]) -> int:
-        self.store.upsert(docs)
+    def write(self, batch) -> int:
+        upsert_encoded = getattr(self.store, "upsert_encoded", None)
+        if upsert_encoded is not None:
+            upsert_encoded(batch)
+        else:
+            self.store.upsert(batch.docs)
         return 0
 
     def flush(self, timeout: float | None = None) -> bool:

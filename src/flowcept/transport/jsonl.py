@@ -49,14 +49,14 @@ class JsonlBufferFile:
             self._pid = os.getpid()
         return self._fd
 
-    def write(self, docs: Sequence[dict]) -> int:
-        lines = []
-        for doc in docs:
-            if "data" in doc:
-                doc = {k: v for k, v in doc.items() if k != "data"}
-            lines.append(orjson.dumps(doc))
-        lines.append(b"")
-        payload = b"\n".join(lines)
+    def write(self, batch) -> int:
+        blobs = batch.blobs
+        if batch.with_data:
+            blobs = list(blobs)
+            docs = batch.docs
+            for i in batch.with_data:
+                blobs[i] = orjson.dumps({k: v for k, v in docs[i].items() if k != "data"})
+        payload = b"\n".join(blobs) + b"\n"
         fd = self._open()
         view = memoryview(payload)
         while view:
