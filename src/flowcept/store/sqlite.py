@@ -32,7 +32,9 @@ _log = logging.getLogger(__name__)
 BUSY_TIMEOUT_MS = 120_000
 # Ids per "SELECT ... WHERE id IN (...)": far below SQLITE_MAX_VARIABLE_NUMBER (32766 since 3.32).
 _CHUNK = 5_000
-_TASK_INDEXES = ("workflow_id", "campaign_id", "parent_task_id", "activity_id", "status")
+# Every index is a JSON extraction per inserted row; the embedded store keeps the two that common queries need
+# (a workflow's tasks, a task's children). PostgreSQL, the store for large runs, indexes more.
+_TASK_INDEXES = ("workflow_id", "parent_task_id")
 _ABANDONED: list[sqlite3.Connection] = []  # connections inherited through fork, never touched again
 _COLLECTION_INDEXES = {"tasks": _TASK_INDEXES, "workflows": ("campaign_id",), "agents": ("workflow_id",)}
 
