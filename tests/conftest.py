@@ -33,6 +33,7 @@ def fixture_fc_env(monkeypatch, tmp_path):
     if controller._db_holder[0] is not None:
         controller._db_holder[0].close()
         controller._db_holder[0] = None
+    monkeypatch.undo()
     reload_settings()
 
 

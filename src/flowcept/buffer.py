@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import multiprocessing.util
 import os
 import threading
 import time
@@ -129,6 +130,8 @@ class BatchBuffer:
         self.dropped = 0  # records lost, with the reason logged
         self.sink_failures: dict[str, int] = {}
         _live_buffers.add(self)
+        # multiprocessing children end with os._exit (no atexit): flush there through its finalizers instead.
+        multiprocessing.util.register_after_fork(self, _finalize_in_child)
 
     # ---- producer side (hot path) -------------------------------------------------------------------------
     def append(self, record: dict) -> None:
@@ -312,6 +315,10 @@ _live_buffers: "weakref.WeakSet[BatchBuffer]" = weakref.WeakSet()
 def _reset_after_fork() -> None:
     for buf in list(_live_buffers):
         buf._after_fork_in_child()
+
+
+def _finalize_in_child(buffer: BatchBuffer) -> None:
+    multiprocessing.util.Finalize(buffer, buffer.close, args=(10.0,), exitpriority=100)
 
 
 def _flush_at_exit() -> None:

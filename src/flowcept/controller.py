@@ -352,6 +352,8 @@ class Flowcept(metaclass=_FlowceptMeta):
             os.remove(target)
         except FileNotFoundError:
             pass
+        except OSError as exc:
+            logger.warning("flowcept: could not delete the buffer file %s: %s", target, exc)
 
     @staticmethod
     def get_current_instance() -> "Flowcept | None":

@@ -21,7 +21,7 @@ logger = logging.getLogger("flowcept")
 
 def buffer_file_path(dump_settings, workflow_id: str | None = None, base: str | None = None) -> str:
     """The buffer file this process writes, per ``project.dump_buffer`` settings."""
-    path = Path(base or dump_settings.path)
+    path = Path(base or dump_settings.path).absolute()
     stem, suffix = path.stem, path.suffix or ".jsonl"
     if workflow_id and dump_settings.append_workflow_id_to_path:
         stem = f"{stem}_{workflow_id}"

@@ -1,0 +1,458 @@
+"""Core capture behaviour: concurrency, processes, isolation of workflows, and failures that never reach users."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import os
+import sqlite3
+import stat
+import threading
+
+import pytest
+
+from flowcept import Flowcept, FlowceptTask, flowcept_task
+from tests.conftest import write_settings
+
+
+def tasks_of(workflow_id, **filters):
+    return Flowcept.db.task_query({"workflow_id": workflow_id, **filters})
+
+
+@flowcept_task
+def square(x):
+    return x * x
+
+
+class TestConcurrency:
+    def test_threads(self):
+        """8 threads x 10,000 decorated calls give exactly 80,000 task records with unique ids."""
+        def work(base):
+            for i in range(10_000):
+                square(base + i)
+
+        with Flowcept(workflow_name="threads") as f:
+            threads = [threading.Thread(target=work, args=(k * 10_000,)) for k in range(8)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        assert f.report.written == 80_002 and f.report.dropped == 0
+        assert Flowcept.db.count("tasks", {"workflow_id": f.workflow_id}) == 80_000
+        conn = sqlite3.connect(os.path.expanduser("~/.flowcept/flowcept.sqlite"))
+        xs = sorted(x for (x,) in conn.execute("SELECT json_extract(doc, '$.used.x') FROM tasks"))
+        assert xs == list(range(80_000))
+        (n_ids,) = conn.execute("SELECT COUNT(DISTINCT json_extract(doc, '$.task_id')) FROM tasks").fetchone()
+        assert n_ids == 80_000
+
+    def test_processes_share_one_store(self, tmp_path):
+        """4 processes, each with its own Flowcept, writing one SQLite store give exact counts."""
+        ctx = mp.get_context("spawn")
+        home = os.environ["HOME"]
+        procs = [ctx.Process(target=_produce, args=(home, str(tmp_path), "wf-shared", k, 2_500)) for k in range(4)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(120)
+            assert p.exitcode == 0
+        assert Flowcept.db.count("tasks", {"workflow_id": "wf-shared"}) == 10_000
+        for k in range(4):
+            assert Flowcept.db.count("tasks", {"workflow_id": "wf-shared", "used.k": k}) == 2_500
+        (wf,) = Flowcept.db.workflow_query({"workflow_id": "wf-shared"})
+        assert wf["status"] == "FINISHED"
+
+    def test_forked_children_inherit_scope(self):
+        """Decorated calls in forked children are captured under the parent's workflow."""
+        ctx = mp.get_context("fork")
+        with Flowcept(workflow_name="forked") as f:
+            procs = [ctx.Process(target=_fork_child, args=(k,)) for k in range(3)]
+            for p in procs:
+                p.start()
+            for p in procs:
+                p.join(60)
+                assert p.exitcode == 0
+        found = tasks_of(f.workflow_id)
+        assert sorted(t["used"]["x"] for t in found) == [0, 1, 2, 100, 101, 102]
+
+
+def _produce(home, cwd, workflow_id, k, n):
+    os.environ["HOME"] = home
+    os.chdir(cwd)
+
+    @flowcept_task
+    def work(k, i):
+        return i
+
+    with Flowcept(workflow_id=workflow_id, workflow_name="shared", delete_buffer_file=False):
+        for i in range(n):
+            work(k, i)
+
+
+def _fork_child(k):
+    square(k)
+    square(100 + k)
+
+
+class TestScopes:
+    def test_two_threads_two_workflows(self):
+        """Workflows started in two threads keep their tasks apart."""
+        barrier = threading.Barrier(2)
+        ids = {}
+
+        def run(name):
+            with Flowcept(workflow_name=name) as f:
+                ids[name] = f.workflow_id
+                barrier.wait()
+                for i in range(200):
+                    square(i)
+                barrier.wait()
+
+        threads = [threading.Thread(target=run, args=(n,)) for n in ("a", "b")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(tasks_of(ids["a"])) == 200 and len(tasks_of(ids["b"])) == 200
+
+    def test_nested_workflows(self):
+        """A nested workflow gets the tasks called inside it; the outer one gets the rest."""
+        with Flowcept(workflow_name="outer") as outer:
+            square(1)
+            with Flowcept(workflow_name="inner") as inner:
+                square(2)
+                assert Flowcept.current_workflow_id == inner.workflow_id
+            square(3)
+            assert Flowcept.current_workflow_id == outer.workflow_id
+        assert sorted(t["used"]["x"] for t in tasks_of(outer.workflow_id)) == [1, 3]
+        assert [t["used"]["x"] for t in tasks_of(inner.workflow_id)] == [2]
+
+    def test_asyncio_tasks(self):
+        """asyncio tasks running different workflows keep their tasks apart."""
+        @flowcept_task
+        async def step(x):
+            await asyncio.sleep(0.001)
+            return x
+
+        async def one(name, xs):
+            with Flowcept(workflow_name=name) as f:
+                for x in xs:
+                    await step(x)
+                return f.workflow_id
+
+        async def main():
+            return await asyncio.gather(one("a", [1, 2, 3]), one("b", [10, 20]))
+
+        wa, wb = asyncio.run(main())
+        assert sorted(t["used"]["x"] for t in tasks_of(wa)) == [1, 2, 3]
+        assert sorted(t["used"]["x"] for t in tasks_of(wb)) == [10, 20]
+
+    def test_parent_links(self):
+        """A task called inside another task records it as parent; FlowceptTask blocks nest too."""
+        @flowcept_task
+        def outer(x):
+            return square(x) + 1
+
+        with Flowcept() as f:
+            outer(3)
+            with FlowceptTask(activity_id="block") as t:
+                square(4)
+                t.end()
+        by_act = {}
+        for task in tasks_of(f.workflow_id):
+            by_act.setdefault(task["activity_id"], []).append(task)
+        parent = by_act["outer"][0]
+        children = {t["used"]["x"]: t for t in by_act["square"]}
+        assert children[3]["parent_task_id"] == parent["task_id"]
+        assert children[4]["parent_task_id"] == by_act["block"][0]["task_id"]
+        assert "parent_task_id" not in parent
+
+    def test_no_flowcept_running(self, caplog):
+        """Without a running Flowcept a decorated call runs unchanged, records nothing, warns once."""
+        @flowcept_task
+        def lonely(x):
+            return x + 1
+
+        assert [lonely(i) for i in range(3)] == [1, 2, 3]
+        warnings = [r for r in caplog.records if "lonely" in r.getMessage()]
+        assert len(warnings) == 1 and "with Flowcept" in warnings[0].getMessage()
+        assert not os.path.exists("flowcept_buffer.jsonl")
+
+
+class TestCaptureBehaviour:
+    def test_exception_recorded_and_reraised(self):
+        """An exception is recorded as ERROR with its message, and the same exception object propagates."""
+        err = ValueError("bad input")
+
+        @flowcept_task
+        def fails(x):
+            raise err
+
+        with Flowcept() as f:
+            with pytest.raises(ValueError) as info:
+                fails(1)
+        assert info.value is err and info.value.__cause__ is None and info.value.__context__ is None
+        (task,) = tasks_of(f.workflow_id)
+        assert task["status"] == "ERROR" and task["stderr"] == "bad input" and "generated" not in task
+
+    def test_with_block_error_marks_workflow(self):
+        """A with-block that raises leaves the workflow ERROR; FlowceptTask blocks record ERROR too."""
+        with pytest.raises(KeyError):
+            with Flowcept(workflow_name="broken") as f:
+                with FlowceptTask(activity_id="inner"):
+                    raise KeyError("k")
+        (wf,) = Flowcept.db.workflow_query({"workflow_id": f.workflow_id})
+        assert wf["status"] == "ERROR"
+        (task,) = tasks_of(f.workflow_id)
+        assert task["status"] == "ERROR" and task["stderr"] == "'k'"
+
+    def test_namespace_and_conversions(self):
+        """Namespaces are flattened; non-JSON values follow the documented conversions."""
+        class WithToDict:
+            def to_dict(self):
+                return {"a": 1}
+
+        class Plain:
+            pass
+
+        class Registered:
+            def __init__(self):
+                self.v = 5
+
+        from flowcept import register_dict_class
+        register_dict_class(Registered)
+
+        @flowcept_task
+        def run(args, obj, plain, reg):
+            return {"out": {1, 2}}
+
+        plain = Plain()
+        with Flowcept() as f:
+            run(argparse.Namespace(lr=0.1, epochs=3), WithToDict(), plain, Registered())
+        (task,) = tasks_of(f.workflow_id)
+        assert task["used"] == {"lr": 0.1, "epochs": 3, "obj": {"a": 1},
+                                "plain": f"Plain_instance_id_{id(plain)}", "reg": {"v": 5}}
+        assert task["generated"] == {"out": [1, 2]}
+
+    def test_failing_to_dict_never_breaks_user_code(self):
+        """A to_dict that raises: the user's result is unchanged, the value becomes a placeholder, errors counted."""
+        class Bad:
+            def to_dict(self):
+                raise RuntimeError("nope")
+
+        @flowcept_task
+        def takes(b):
+            return 7
+
+        bad = Bad()
+        with Flowcept() as f:
+            assert takes(bad) == 7
+        assert f.report.capture_errors == 1 and f.report.dropped == 0
+        (task,) = tasks_of(f.workflow_id)
+        assert task["used"] == {"b": f"Bad_instance_id_{id(bad)}"}
+
+    def test_raising_args_handler(self):
+        """An args_handler that raises is reported; the call still returns its value and is recorded."""
+        def handler(*args, **kwargs):
+            raise RuntimeError("handler broke")
+
+        @flowcept_task(args_handler=handler)
+        def f1(x):
+            return x
+
+        with Flowcept() as f:
+            assert f1(3) == 3
+        (task,) = tasks_of(f.workflow_id)
+        assert task["used"] == {} and f.report.capture_errors >= 1
+
+    def test_output_names(self):
+        """output_names: a string name never zips characters; lists map tuples; dicts pass through."""
+        @flowcept_task(output_names="ab")
+        def pair():
+            return 1, 2
+
+        @flowcept_task(output_names=["a", "b"])
+        def mismatched():
+            return 1, 2, 3
+
+        @flowcept_task
+        def as_dict():
+            return {"k": 1}
+
+        with Flowcept() as f:
+            pair(), mismatched(), as_dict()
+        got = {t["activity_id"]: t["generated"] for t in tasks_of(f.workflow_id)}
+        assert got == {"pair": {"ab": [1, 2]}, "mismatched": {"arg_0": [1, 2, 3]}, "as_dict": {"k": 1}}
+
+    def test_workflow_and_campaign_overrides(self):
+        """workflow_id/campaign_id given to the decorator or as a call input route the task."""
+        @flowcept_task(workflow_id="wf-fixed", campaign_id="camp-fixed")
+        def fixed():
+            return 1
+
+        @flowcept_task
+        def routed(x, workflow_id=None):
+            return x
+
+        with Flowcept() as f:
+            fixed()
+            routed(1, workflow_id="wf-routed")
+            routed(2)
+        assert Flowcept.db.task_query({"workflow_id": "wf-fixed"})[0]["campaign_id"] == "camp-fixed"
+        assert Flowcept.db.task_query({"workflow_id": "wf-routed"})[0]["used"]["x"] == 1
+        assert [t["used"]["x"] for t in tasks_of(f.workflow_id)] == [2]
+
+    def test_flowcept_task_variants(self):
+        """FlowceptTask: auto-end from constructor fields, UUID agent ids, _task access, parent ids."""
+        import uuid
+
+        agent = uuid.uuid4()
+        with Flowcept() as f:
+            FlowceptTask(activity_id="auto", used={"a": 1}, generated={"b": 2})
+            FlowceptTask(activity_id="auto_status", status="ERROR", agent_id=agent)
+            t = FlowceptTask(activity_id="via_task", parent_task_id="p-1")
+            t._task.custom_metadata = {"k": "v"}
+            t.end(stderr="boom")
+            t.end(generated={"ignored": True})
+        got = {x["activity_id"]: x for x in tasks_of(f.workflow_id)}
+        assert got["auto"]["status"] == "FINISHED" and got["auto"]["generated"] == {"b": 2}
+        assert got["auto_status"]["status"] == "ERROR" and got["auto_status"]["agent_id"] == str(agent)
+        v = got["via_task"]
+        assert v["status"] == "ERROR" and v["stderr"] == "boom" and v["parent_task_id"] == "p-1"
+        assert v["custom_metadata"] == {"k": "v"} and "generated" not in v
+
+    def test_flowcept_task_without_flowcept(self, caplog):
+        """A FlowceptTask created with no Flowcept running is inert."""
+        t = FlowceptTask(activity_id="x", used={"a": 1})
+        t.end(generated={"b": 1})
+        t.send()
+        assert not os.path.exists("flowcept_buffer.jsonl")
+
+
+class TestFailuresAreReported:
+    def test_unwritable_buffer_path(self, tmp_path, monkeypatch):
+        """An unwritable buffer file: results unchanged, records still stored, failure counted."""
+        locked = tmp_path / "locked"
+        locked.mkdir()
+        locked.chmod(stat.S_IRUSR | stat.S_IXUSR)
+        if os.access(locked, os.W_OK):
+            pytest.skip("running as a user that ignores directory permissions")
+        write_settings(tmp_path, f"project:\n  dump_buffer:\n    path: {locked}/buf.jsonl\n", monkeypatch)
+        with Flowcept() as f:
+            assert square(5) == 25
+        assert f.report.sink_failures == {"buffer file": 3} and f.report.dropped == 0
+        assert len(tasks_of(f.workflow_id)) == 1
+
+    def test_unwritable_buffer_path_as_root(self, tmp_path, monkeypatch):
+        """A buffer path that cannot be created (a file in the way): the failure is counted, capture goes on."""
+        (tmp_path / "afile").write_text("x")
+        write_settings(tmp_path, f"project:\n  dump_buffer:\n    path: {tmp_path}/afile/buf.jsonl\n", monkeypatch)
+        with Flowcept() as f:
+            assert square(6) == 36
+        assert f.report.sink_failures == {"buffer file": 3} and f.report.dropped == 0
+        assert len(tasks_of(f.workflow_id)) == 1
+
+    def test_read_only_store(self, tmp_path, monkeypatch):
+        """A store that cannot be written: the user's results are unchanged, the loss is counted in stop()."""
+        db = tmp_path / "ro" / "store.sqlite"
+        db.parent.mkdir()
+        sqlite3.connect(db).close()
+        db.chmod(stat.S_IRUSR)
+        monkeypatch.setenv("FLOWCEPT_SQLITE_PATH", str(db))
+        from flowcept.settings import reload_settings
+        reload_settings()
+        if os.access(db, os.W_OK):
+            # root ignores file modes: make the path unusable another way (a directory where the file should be)
+            db.chmod(stat.S_IRUSR | stat.S_IWUSR)
+            db.unlink()
+            db.mkdir()
+        with Flowcept() as f:
+            assert [square(i) for i in range(3)] == [0, 1, 4]
+        assert f.report.dropped == 5 and f.report.written == 0
+        assert len(Flowcept.read_buffer_file()) == 4  # the JSONL file still has everything
+
+    def test_bad_settings_fail_at_start(self, tmp_path, monkeypatch):
+        """A typo in the settings file fails at start with the key and the file named."""
+        from flowcept.errors import ConfigError
+        from flowcept.settings import reload_settings
+
+        path = tmp_path / "settings.yaml"
+        path.write_text("project:\n  db_flush_mod: online\n")
+        monkeypatch.setenv("FLOWCEPT_SETTINGS_PATH", str(path))
+        with pytest.raises(ConfigError) as info:
+            reload_settings()
+        assert info.value.key == "project.db_flush_mod" and str(path) in str(info.value)
+        assert "db_flush_mode" in str(info.value)
+
+    def test_unknown_argument(self):
+        """An unknown Flowcept argument is a TypeError naming it; save_workflows is a deprecated alias."""
+        with pytest.raises(TypeError, match="'workflow_nam'"):
+            Flowcept(workflow_nam="x")
+        with pytest.warns(DeprecationWarning, match="save_workflow"):
+            f = Flowcept(save_workflows=False)
+        assert f.save_workflow is False
+
+    def test_offline_mode_writes_no_store(self, tmp_path, monkeypatch):
+        """db_flush_mode: offline keeps records in the JSONL file only."""
+        write_settings(tmp_path, "project:\n  db_flush_mode: offline\n", monkeypatch)
+        with Flowcept() as f:
+            square(2)
+        assert not os.path.exists(os.path.expanduser("~/.flowcept/flowcept.sqlite"))
+        assert [r["type"] for r in Flowcept.read_buffer_file()] == ["workflow", "task"]
+        assert f.report.written == 3
+
+    def test_instrumentation_disabled(self, tmp_path, monkeypatch):
+        """instrumentation.enabled: false makes decorators and tasks pass through and Flowcept a no-op."""
+        write_settings(tmp_path, "instrumentation:\n  enabled: false\n", monkeypatch)
+
+        @flowcept_task
+        def inc(x):
+            return x + 1
+
+        with Flowcept() as f:
+            assert inc(1) == 2
+            FlowceptTask(activity_id="t").end()
+        assert f.enabled is False
+        assert not os.path.exists("flowcept_buffer.jsonl")
+
+
+class TestBufferFile:
+    def test_corrupt_lines_skipped(self, tmp_path, caplog):
+        """Torn or corrupt lines are skipped with a warning that counts them."""
+        path = tmp_path / "buf.jsonl"
+        path.write_bytes(b'{"type":"task","task_id":"a","used":{"x":1}}\n{"type":"ta\nnot json\n\n'
+                         b'{"type":"task","task_id":"a","status":"FINISHED","generated":{"y":2}}\n')
+        records = Flowcept.read_buffer_file(str(path))
+        assert records == [{"type": "task", "task_id": "a", "used": {"x": 1}, "status": "FINISHED",
+                            "generated": {"y": 2}}]
+        assert "skipped 2 corrupt" in caplog.text
+        assert len(Flowcept.read_buffer_file(str(path), raw=True)) == 2
+
+    def test_missing_file(self, tmp_path):
+        """A missing buffer file is a FileNotFoundError."""
+        with pytest.raises(FileNotFoundError):
+            Flowcept.read_buffer_file(str(tmp_path / "nope.jsonl"))
+
+    def test_consolidate_and_dataframe(self, tmp_path, monkeypatch):
+        """Per-process files (append_id_to_path) consolidate into one; return_df gives dotted columns."""
+        write_settings(tmp_path, "project:\n  dump_buffer:\n    append_id_to_path: true\n"
+                                 "    append_workflow_id_to_path: true\n", monkeypatch)
+        with Flowcept(workflow_id="wf-c") as f:
+            square(3)
+        assert f.report.buffer_file.startswith(str(tmp_path / "flowcept_buffer_wf-c_"))
+        df = Flowcept.read_buffer_file(consolidate=True, workflow_id="wf-c", return_df=True, normalize_df=True)
+        assert sorted(df["type"]) == ["task", "workflow"]
+        assert df.loc[df["type"] == "task", "used.x"].tolist() == [3]
+        assert os.listdir(tmp_path).count("flowcept_buffer_wf-c.jsonl") == 1
+
+    def test_get_buffer_and_dump(self, tmp_path):
+        """get_buffer returns this workflow's merged records; dump_buffer writes them to a file."""
+        with Flowcept(workflow_name="gb") as f:
+            square(1)
+            live = f.get_buffer()
+            assert sorted(r["type"] for r in live) == ["task", "workflow"]
+        out = f.dump_buffer(str(tmp_path / "dump.jsonl"))
+        dumped = Flowcept.read_buffer_file(out)
+        assert {r["type"]: r.get("status") for r in dumped} == {"workflow": "FINISHED", "task": "FINISHED"}
+        df = f.get_buffer(return_df=True)
+        assert len(df) == 2
