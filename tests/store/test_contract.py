@@ -16,18 +16,25 @@ from flowcept.store.sqlite import SqliteStore
 
 from ._cases import FILTER_CASES, SORT_CASES, TASKS
 
-STORE_KINDS = ["sqlite"]
+STORE_KINDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
-def _make_store(kind: str, tmp_path):
+def _make_store(kind: str, tmp_path, request=None):
     if kind == "sqlite":
         return SqliteStore(tmp_path / "sub" / "x.sqlite")
-    raise AssertionError(kind)  # "postgres": PostgresStore(dsn), then delete({}) from every collection
+    if kind == "postgres":
+        from flowcept.store.postgres import PostgresStore
+
+        store = PostgresStore(request.getfixturevalue("pg_store_dsn"))
+        for collection in ("tasks", "workflows", "agents"):
+            store.delete(collection, {})
+        return store
+    raise AssertionError(kind)
 
 
 @pytest.fixture(name="store", params=STORE_KINDS)
 def fixture_store(request, tmp_path):
-    store = _make_store(request.param, tmp_path)
+    store = _make_store(request.param, tmp_path, request)
     yield store
     store.close()
 
