@@ -1,0 +1,329 @@
+"""``FlowceptLoop`` and ``FlowceptLightweightLoop``: one task record per loop iteration.
+
+Both iterate through a generator whose ``finally`` runs when the loop ends, is left with ``break`` (the ``for``
+statement drops the generator, which closes it) or is left by an exception, so the iterations that ran are always
+recorded. Python does not tell a closing generator whether it is closed by ``break`` or by an exception unwinding
+the caller, so an interrupted iteration is recorded ``FINISHED`` with ``custom_metadata={"interrupted": True}``.
+
+Capture is decided when iteration starts (``iter(loop)``): no running Flowcept, ``capture_enabled=False`` or
+``instrumentation.enabled: false`` make the loop a plain iterator and :meth:`end_iter` a no-op.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import time
+from collections.abc import Iterable, Iterator, Sized
+from typing import Any
+
+from flowcept import context as _ctx
+from flowcept._internal_errors import report_internal_error
+from flowcept.capture.decorator import HOSTNAME
+from flowcept.ids import new_id
+
+logger = logging.getLogger("flowcept")
+
+_parent_var = _ctx._parent_task
+
+
+def _capture_allowed(capture_enabled: bool) -> bool:
+    if not capture_enabled:
+        return False
+    from flowcept.settings import get_settings
+
+    return bool(get_settings().instrumentation.enabled)
+
+
+def _active_scope(capture_enabled: bool):
+    """The scope to record into, or None when this loop must run as a plain iterator."""
+    if not capture_enabled:
+        return None
+    scope = _ctx.current_scope()
+    if scope is None or not scope.settings.instrumentation.enabled:
+        return None
+    return scope
+
+
+def _deliver(scope, records: list) -> None:
+    # A generator closed after its Flowcept stopped (e.g. kept alive past the `with` block) has nowhere to go.
+    if scope.active:
+        scope.buffer.extend(records)
+    else:
+        report_internal_error("loop iteration recorded after Flowcept stopped", RuntimeError(
+            f"{len(records)} loop iteration record(s) dropped: the loop was closed after its Flowcept stopped"))
+
+
+class FlowceptLoop:
+    """Iterate over ``items`` recording each iteration as a task (``subtype: "iteration"``).
+
+    Each record carries ``used = {"i": i, <item_name>: item}``, ``generated`` from :meth:`end_iter`, ``started_at``,
+    ``ended_at``, ``status`` and, when telemetry capture is on, ``telemetry_at_end``. Records are appended as each
+    iteration ends. While an iteration's body runs, tasks captured in it (decorated functions, inner loops) get the
+    iteration as their parent.
+
+    Args:
+        items: a sized iterable, an int (``range(items)``) or an iterator. An iterator without ``items_length`` is
+            read into a list first (with a warning).
+        loop_name: ``activity_id`` is ``<loop_name>_iteration``.
+        item_name: key of the item in ``used``.
+        parent_task_id: parent of every iteration; default: the task enclosing the loop when iteration starts.
+        workflow_id: workflow of the records; default: the running Flowcept's.
+        items_length: the number of items of an iterator (avoids reading it into a list).
+        capture_enabled: False makes this a plain iterator.
+
+    Raises:
+        TypeError: ``items`` is not iterable.
+    """
+
+    _lightweight = False
+
+    def __init__(self, items: Iterable | int, loop_name: str = "loop", item_name: str = "item",
+                 parent_task_id: str | None = None, workflow_id: str | None = None, items_length: int = 0,
+                 capture_enabled: bool = True):
+        self.loop_name = loop_name
+        self.item_name = item_name
+        self.parent_task_id = parent_task_id
+        self.workflow_id = workflow_id
+        self.capture_enabled = capture_enabled
+        self.group_id: str | None = None
+        self._current: dict | None = None
+        self._items, self._len = self._resolve_items(items, items_length)
+
+    def _resolve_items(self, items, items_length: int):
+        if isinstance(items, bool) or not (isinstance(items, (int, Iterable))):
+            raise TypeError(f"{type(self).__name__} needs a sized iterable, an int or an iterator, "
+                            f"not {type(items).__name__}")
+        if isinstance(items, int):
+            return range(items), max(items, 0)
+        if isinstance(items, Sized):
+            return items, len(items)
+        if items_length:
+            return items, int(items_length)
+        if not _capture_allowed(self.capture_enabled):
+            return items, None
+        logger.warning("%s(loop_name=%r) got an iterator without items_length: reading it into a list first. "
+                       "Pass items_length=... to avoid this.", type(self).__name__, self.loop_name)
+        items = list(items)
+        return items, len(items)
+
+    def __len__(self) -> int:
+        if self._len is None:
+            raise TypeError(f"{type(self).__name__} over an iterator without items_length has no len()")
+        return self._len
+
+    def get_current_iteration_id(self) -> str | None:
+        """Task id of the iteration running now (None outside the loop or when capture is off)."""
+        cur = self._current
+        return cur["task_id"] if cur is not None else None
+
+    def end_iter(self, generated: dict) -> None:
+        """Attach ``generated`` (a dict of values produced by this iteration) to the current iteration."""
+        cur = self._current
+        if cur is not None:
+            cur["generated"] = generated
+
+    def __iter__(self) -> Iterator:
+        scope = _active_scope(self.capture_enabled)
+        if scope is None:
+            return iter(self._items)
+        return self._capture(scope)
+
+    def _on_iteration(self, task_id: str) -> None:
+        """Hook called as each iteration starts (the torch loops point the model at the iteration)."""
+
+    def _capture(self, scope) -> Iterator:
+        append = scope.buffer.append
+        clock = time.time
+        parent_var = _parent_var
+        id_ = new_id
+        sampler = scope.telemetry
+        hook = self._on_iteration if type(self)._on_iteration is not FlowceptLoop._on_iteration else None
+        wf = self.workflow_id or scope.workflow_id
+        camp = scope.campaign_id
+        activity = f"{self.loop_name}_iteration"
+        group = self.group_id = id_()
+        outer = parent_var.get()
+        parent = self.parent_task_id or outer
+        item_name = self.item_name
+        rec = None
+        try:
+            for i, item in enumerate(self._items):
+                tid = id_()
+                rec = self._current = {
+                    "type": "task", "task_id": tid, "workflow_id": wf, "campaign_id": camp,
+                    "activity_id": activity, "group_id": group, "subtype": "iteration",
+                    "parent_task_id": parent, "hostname": HOSTNAME, "used": {"i": i, item_name: item},
+                    "started_at": clock(),
+                }
+                parent_var.set(tid)
+                if hook is not None:
+                    hook(tid)
+                yield item
+                rec["ended_at"] = clock()
+                rec["status"] = "FINISHED"
+                if sampler is not None:
+                    try:
+                        rec["telemetry_at_end"] = sampler.snapshot()
+                    except Exception as exc:  # noqa: BLE001
+                        report_internal_error("telemetry", exc)
+                append(rec)
+                rec = None
+        finally:
+            parent_var.set(outer)
+            self._current = None
+            if rec is not None:
+                # Left by break or an exception while this iteration ran: still record it.
+                rec["ended_at"] = clock()
+                rec["status"] = "FINISHED"
+                rec["custom_metadata"] = {"interrupted": True}
+                _deliver(scope, [rec])
+
+
+class FlowceptLightweightLoop(FlowceptLoop):
+    """Like :class:`FlowceptLoop` at the lowest cost: no timestamps, no telemetry, one batched append.
+
+    Iterations only keep their items and :meth:`end_iter` dicts; the records (``used``, ``generated``,
+    ``status: FINISHED``, ids, parent) are built and appended in one call when the loop ends or is left early.
+    Iteration ids are ``<group_id>_<i>``. Tasks captured inside the body are not re-parented to the iteration.
+
+    Raises:
+        TypeError: ``items`` is an iterator and ``items_length`` is not given (its length must be known).
+    """
+
+    _lightweight = True
+
+    def _resolve_items(self, items, items_length: int):
+        if isinstance(items, bool) or not (isinstance(items, (int, Iterable))):
+            raise TypeError(f"{type(self).__name__} needs a sized iterable, an int or an iterator with "
+                            f"items_length, not {type(items).__name__}")
+        if isinstance(items, int):
+            return range(items), max(items, 0)
+        if items_length:
+            return items, int(items_length)
+        if isinstance(items, Sized):
+            return items, len(items)
+        raise TypeError(f"FlowceptLightweightLoop(loop_name={self.loop_name!r}) got an iterator without a known "
+                        f"length: pass items_length=<number of items> (or use FlowceptLoop).")
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        self._position = None  # while iterating: a callable giving the current iteration's index
+        super().__init__(*args, **kwargs)
+
+    def get_current_iteration_id(self) -> str | None:
+        position = self._position
+        if position is None:
+            return None
+        i = position()
+        return f"{self.group_id}_{i}" if i >= 0 else None
+
+    def end_iter(self, generated: dict) -> None:
+        """Attach ``generated`` to the current iteration (replaced per loop run by a faster closure)."""
+
+    def __iter__(self) -> Iterator:
+        scope = _active_scope(self.capture_enabled)
+        if scope is None or self._len == 0:
+            return iter(self._items)
+        return self._capture(scope)
+
+    def _capture(self, scope) -> Iterator:
+        self.group_id = new_id()
+        parent = self.parent_task_id or _parent_var.get()
+        items = self._items
+        generated: dict = {}
+        hook = self._on_iteration if type(self)._on_iteration is not FlowceptLoop._on_iteration else None
+        complete = False
+        seen = None
+        if hook is None and type(items) in _INDEXABLE:
+            # Fast path: the C list/tuple/range iterator runs the loop; its length hint tells how far it got, and
+            # the items are read back by index at the end.
+            it = iter(items)
+            total = len(items)
+            hint = it.__length_hint__
+
+            def position() -> int:
+                return total - hint() - 1
+
+            def end_iter(g: dict) -> None:
+                generated[total - hint() - 1] = g
+
+            self._position, self.end_iter = position, end_iter
+            try:
+                yield from it
+                complete = True
+            finally:
+                done = total - hint()
+                self._stop_run()
+                if done:
+                    self._publish(scope, items[:done], generated, parent, complete)
+            return
+        seen = []
+        push = seen.append
+
+        def position() -> int:
+            return len(seen) - 1
+
+        def end_iter(g: dict) -> None:
+            generated[len(seen) - 1] = g
+
+        self._position, self.end_iter = position, end_iter
+        try:
+            if hook is None:
+                for item in items:
+                    push(item)
+                    yield item
+            else:
+                group = self.group_id
+                for item in items:
+                    hook(f"{group}_{len(seen)}")
+                    push(item)
+                    yield item
+            complete = True
+        finally:
+            self._stop_run()
+            if seen:
+                self._publish(scope, seen, generated, parent, complete)
+
+    def _stop_run(self) -> None:
+        self._position = None
+        self.__dict__.pop("end_iter", None)
+
+    def _publish(self, scope, seen, generated: dict, parent: str | None, complete: bool) -> None:
+        try:
+            records = self._records(scope, seen, generated, parent)
+            if not complete:
+                records[-1]["custom_metadata"] = {"interrupted": True}
+        except Exception as exc:  # noqa: BLE001
+            report_internal_error("building loop records", exc)
+        else:
+            _deliver(scope, records)
+
+    def _records(self, scope, seen, generated: dict, parent: str | None) -> list:
+        base = {"type": "task", "workflow_id": self.workflow_id or scope.workflow_id, "campaign_id": scope.campaign_id,
+                "activity_id": f"{self.loop_name}_iteration", "group_id": self.group_id, "subtype": "iteration",
+                "status": "FINISHED"}
+        if parent is not None:
+            base["parent_task_id"] = parent
+        prefix = self.group_id + "_"
+        item_name = self.item_name
+        get = generated.get
+        copy = base.copy
+        records: list = []
+        add = records.append
+        # Building many small dicts triggers repeated collections that find nothing (these dicts hold no cycles).
+        gc_was_on = gc.isenabled()
+        gc.disable()
+        try:
+            for i, item in enumerate(seen):
+                rec = copy()
+                rec["task_id"] = prefix + str(i)
+                rec["used"] = {"i": i, item_name: item}
+                rec["generated"] = get(i)
+                add(rec)
+        finally:
+            if gc_was_on:
+                gc.enable()
+        return records
+
+
+_INDEXABLE = (list, tuple, range)
