@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
 
 from flowcept.buffer import BatchBuffer
@@ -14,7 +15,7 @@ from flowcept.buffer import BatchBuffer
 logger = logging.getLogger("flowcept")
 
 _lock = threading.Lock()
-_state: dict = {"buffer": None, "users": 0, "pid": None, "dump_path": None}
+_state: dict = {"buffer": None, "users": 0, "pid": None, "dump_path": None, "keeper": None, "keeper_users": 0}
 
 
 def make_sinks(settings, workflow_id: str | None) -> tuple[list, str | None]:
@@ -40,13 +41,14 @@ def acquire_buffer(settings, workflow_id: str | None) -> BatchBuffer:
     """The process's buffer, created on first use; each call must be paired with :func:`release_buffer`."""
     with _lock:
         if _state["pid"] != os.getpid():
-            _state.update(buffer=None, users=0, pid=os.getpid(), dump_path=None)
+            _state.update(buffer=None, users=0, pid=os.getpid(), dump_path=None, keeper=None, keeper_users=0)
         if _state["buffer"] is None:
             sinks, dump_path = make_sinks(settings, workflow_id)
             b = settings.buffer
             _state["buffer"] = BatchBuffer(sinks, batch_size=b.batch_size, flush_interval_secs=b.flush_interval_secs,
                                            max_size=b.max_size, full_wait_secs=b.full_wait_secs)
             _state["dump_path"] = dump_path
+            _install_signal_flush(signal.SIGTERM)
         _state["users"] += 1
         return _state["buffer"]
 
@@ -67,3 +69,105 @@ def release_buffer(buffer: BatchBuffer, timeout: float | None) -> bool:
 def current_dump_path() -> str | None:
     """The JSONL buffer file the running pipeline writes, if any."""
     return _state["dump_path"] if _state["buffer"] is not None else None
+
+
+def transport_of(buffer: BatchBuffer | None):
+    """The buffer's message-queue transport (the sink that can register workflows), or None."""
+    for sink in getattr(buffer, "sinks", ()):
+        if hasattr(sink, "register_workflow"):
+            return sink
+    return None
+
+
+def acquire_keeper(settings, keep_alive: bool = False):
+    """The process's keeper thread (started on first use); pair each call with :func:`release_keeper`.
+
+    Args:
+        keep_alive: run it as a non-daemon thread, so the process lives on after the main script ends until it is
+            stopped or signalled (the spec's ``check_safe_stops=False`` persistence process).
+    """
+    from flowcept.keeper import Keeper
+
+    with _lock:
+        if _state["pid"] != os.getpid():
+            _state.update(buffer=None, users=0, pid=os.getpid(), dump_path=None, keeper=None, keeper_users=0)
+        keeper = _state["keeper"]
+        if keeper is None:
+            keeper = Keeper(settings).start(daemon=not keep_alive)
+            _state["keeper"] = keeper
+            if keep_alive:
+                _install_signal_flush(signal.SIGINT)
+            _install_signal_flush(signal.SIGTERM)
+        _state["keeper_users"] += 1
+        return keeper
+
+
+def release_keeper(keeper, timeout: float | None) -> None:
+    """Drop one use of the keeper; the last user stops it (the batch in hand is finished and acknowledged)."""
+    with _lock:
+        if _state["keeper"] is not keeper:
+            return
+        _state["keeper_users"] -= 1
+        last = _state["keeper_users"] <= 0
+        if last:
+            _state["keeper"] = None
+    if last:
+        keeper.stop(timeout)
+        keeper.close()
+
+
+def current_keeper():
+    """The keeper running in this process, if any."""
+    return _state["keeper"] if _state["pid"] == os.getpid() else None
+
+
+_installed: dict = {}
+
+
+def _install_signal_flush(signum: int) -> None:
+    """On SIGTERM (and SIGINT for a keep-alive keeper), flush what this process captured before it exits.
+
+    Installed only from the main thread and only where the user has no handler of their own (the default one);
+    after flushing, the previous handler runs, so the process still ends the way it would have.
+    """
+    if signum in _installed or threading.current_thread() is not threading.main_thread():
+        return
+    try:
+        previous = signal.getsignal(signum)
+    except (ValueError, OSError):
+        return
+    default = signal.SIG_DFL if signum != signal.SIGINT else signal.default_int_handler
+    if previous is not default:
+        return
+
+    def on_signal(sig, frame):
+        flush_for_exit()
+        signal.signal(sig, previous)
+        if previous is signal.SIG_DFL:
+            os.kill(os.getpid(), sig)
+        elif callable(previous):
+            previous(sig, frame)
+
+    try:
+        signal.signal(signum, on_signal)
+        _installed[signum] = previous
+    except (ValueError, OSError):
+        pass
+
+
+def flush_for_exit() -> None:
+    """Deliver every buffered record and stop the keeper after its current batch (signal and exit paths)."""
+    from flowcept.settings import get_settings
+
+    timeout = get_settings().buffer.stop_timeout_secs
+    buffer, keeper = _state["buffer"], current_keeper()
+    if buffer is not None and _state["pid"] == os.getpid():
+        try:
+            buffer.flush(timeout)
+        except Exception as exc:  # noqa: BLE001
+            logger.warning("flowcept: flushing at exit failed: %r", exc)
+    if keeper is not None:
+        try:
+            keeper.stop(timeout)
+        except Exception as exc:  # noqa: BLE001
+            logger.warning("flowcept: stopping the keeper at exit failed: %r", exc)

@@ -145,6 +145,7 @@ class Flowcept(metaclass=_FlowceptMeta):
         self._adapters: list = []
         self._started_at: float | None = None
         self._errors_at_start = 0
+        self._keeper = None
         dump = self.settings.project.dump_buffer
         if delete_buffer_file or (delete_buffer_file is None and dump.delete_previous_file and dump.enabled):
             Flowcept.delete_buffer_file()
@@ -168,7 +169,14 @@ class Flowcept(metaclass=_FlowceptMeta):
         from flowcept._internal_errors import capture_error_count
 
         telemetry = self._make_telemetry()
+        if self.start_persistence and self.settings.mq.enabled:
+            # The persistence consumer: with check_safe_stops=False it keeps the process alive until stopped or
+            # signalled, as the spec's "persistence_starter.py" expects.
+            self._keeper = _runtime.acquire_keeper(self.settings, keep_alive=not self.check_safe_stops)
         self._buffer = _runtime.acquire_buffer(self.settings, self.workflow_id)
+        transport = _runtime.transport_of(self._buffer)
+        if transport is not None:
+            transport.register_workflow(self.workflow_id)
         scope = _ctx.Scope(self.workflow_id, self.campaign_id, self._buffer, self.settings, owner=self)
         scope.telemetry = telemetry
         self._scope = scope
@@ -213,16 +221,46 @@ class Flowcept(metaclass=_FlowceptMeta):
         _ctx.exit_scope(self._scope, self._token)
         self.is_started = False
         timeout = self.settings.buffer.stop_timeout_secs
-        done = _runtime.release_buffer(buffer, timeout)
+        deadline = time.monotonic() + timeout
+        transport = _runtime.transport_of(buffer)
+        keeper, self._keeper = self._keeper, None
+        stored = True
+        if transport is not None:
+            transport.hurry(deadline - min(1.0, timeout * 0.1))
+            if buffer.flush(timeout):
+                transport.mark_flushed(self.workflow_id)
+                if keeper is not None and self.check_safe_stops:
+                    stored = self._wait_stored(keeper, transport, deadline)
+            transport.hurry(None)
+        done = _runtime.release_buffer(buffer, max(0.0, deadline - time.monotonic())) and stored
+        if keeper is not None:
+            _runtime.release_keeper(keeper, max(1.0, deadline - time.monotonic()))
         self.report = StopReport(workflow_id=self.workflow_id, written=buffer.written, dropped=buffer.dropped,
                                  capture_errors=capture_error_count() - self._errors_at_start,
                                  sink_failures=dict(buffer.sink_failures),
                                  buffer_file=getattr(buffer.sinks[0], "path", None) if buffer.sinks else None)
         if buffer.dropped:
             logger.warning("flowcept: %d record(s) could not be stored (see earlier messages)", buffer.dropped)
+        spill_path = getattr(transport, "spill_path", None) if transport is not None else None
         if not done:
-            raise StopTimeoutError(buffer.pending, None, timeout)
+            unconfirmed = buffer.pending + (transport.unconfirmed() if transport is not None else 0)
+            raise StopTimeoutError(unconfirmed, spill_path if getattr(transport, "spilled", 0) else None, timeout)
+        if transport is not None and transport.spilled and self.check_safe_stops:
+            raise StopTimeoutError(transport.spilled, spill_path, timeout)
         return self.report
+
+    def _wait_stored(self, keeper, transport, deadline: float) -> bool:
+        """Wait until every producer of this workflow has flushed and the keepers stored it all (exact stop)."""
+        from flowcept.transport.redis_streams import workflow_flushed
+
+        def done() -> bool:
+            try:
+                return workflow_flushed(transport.client, transport.stream, transport.group, self.workflow_id)[0]
+            except Exception as exc:  # noqa: BLE001 - broker away: keep waiting until the deadline
+                logger.debug("flowcept: stop() could not read the keepers' progress: %r", exc)
+                return False
+
+        return keeper.wait_committed(done, max(0.0, deadline - time.monotonic()))
 
     def __enter__(self) -> "Flowcept":
         return self.start()

@@ -1,0 +1,390 @@
+"""The ``redis`` transport: each flushed batch becomes one entry of a Redis Stream, read by keepers in a group.
+
+::
+
+    flusher ──write(batch)──▶ XADD <mq.channel> * b <JSON array> p <producer> s <seq> n <count> e json
+               │  broker lost: retry with backoff while the buffer keeps queueing (capture runs on)
+               │  still lost after mq.reconnect_deadline_secs: append the batch to mq.spill_path (JSONL)
+               ▼
+    retained copies of sent batches, dropped once the keepers' group has acknowledged them (stream positions);
+    resent when the broker came back without them (a restart without persistence)
+
+Entry layout: ``b`` is the batch as one JSON array of records (the bytes the flusher already encoded, so the
+producer pays no second encoding; ``e`` says ``json``; a keeper also accepts ``msgpack`` entries from other
+producers), ``p`` the producer id (host:pid:random), ``s`` the producer's sequence number, ``n`` the record count.
+
+Per workflow, producers note themselves in the hash ``<channel>:producers:<workflow_id>`` (``running`` at start,
+``flushed <last entry id>`` at stop), so a keeper can tell when every producer of a workflow is stored
+(:func:`workflow_flushed`).
+
+redis-py is imported only here and in the keeper; its errors become :class:`flowcept.errors.TransportError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+import time
+from collections import deque
+from typing import Iterator
+
+from flowcept.errors import BackendUnavailableError, TransportError
+
+try:
+    import redis
+    from redis import exceptions as redis_exc
+except ImportError as _exc:  # pragma: no cover - exercised without the extra
+    raise BackendUnavailableError("the redis transport (mq.type: redis)", "redis") from _exc
+
+logger = logging.getLogger("flowcept")
+
+DEFAULT_GROUP = "flowcept_keeper"
+RETAIN_MAX_BYTES = 64 * 1024 * 1024  # copies of sent batches kept until the keepers acknowledge them
+PRODUCERS_TTL_SECS = 7 * 24 * 3600
+_BACKOFF_MAX_SECS = 1.0
+_RETRY_AFTER_DEADLINE_SECS = 1.0  # past the deadline, try the broker at most this often; spill meanwhile
+_PRUNE_EVERY_SECS = 0.5
+
+# Failures that mean "the broker is away": retried, then spilled.
+_LOST = (redis_exc.ConnectionError, redis_exc.TimeoutError, redis_exc.BusyLoadingError)
+
+
+@contextlib.contextmanager
+def redis_errors(action: str) -> Iterator[None]:
+    """Translate redis-py errors raised by ``action`` into :class:`TransportError`."""
+    try:
+        yield
+    except redis_exc.RedisError as exc:
+        raise TransportError(f"Redis: {action} failed: {exc}") from exc
+
+
+def connect(mq) -> "redis.Redis":
+    """A Redis client for the ``mq`` settings (``uri`` wins over host/port/password; ``rediss://`` is TLS)."""
+    opts = dict(socket_connect_timeout=2.0, socket_timeout=30.0, socket_keepalive=True, health_check_interval=30)
+    if mq.uri:
+        return redis.Redis.from_url(mq.uri, **opts)
+    return redis.Redis(host=mq.host, port=mq.port, password=mq.password, **opts)
+
+
+def group_name(mq) -> str:
+    """The keepers' consumer group: ``mq.group_id`` when set (and not ``auto``), else ``flowcept_keeper``."""
+    gid = getattr(mq, "group_id", None)
+    return gid if gid and gid != "auto" else DEFAULT_GROUP
+
+
+def producers_key(stream: str, workflow_id: str) -> str:
+    return f"{stream}:producers:{workflow_id}"
+
+
+def parse_id(entry_id) -> tuple[int, int]:
+    """A stream entry id (``b"1700000000000-3"``) as a comparable tuple."""
+    if isinstance(entry_id, bytes):
+        entry_id = entry_id.decode()
+    ms, _, seq = str(entry_id).partition("-")
+    return int(ms), int(seq or 0)
+
+
+def acked_below(client, stream: str, group: str) -> tuple[int, int] | None:
+    """The stream position below which every entry is acknowledged by ``group`` (None: no such group yet).
+
+    Entries are acknowledged only after the store committed them, so everything below is stored.
+    """
+    try:
+        groups = client.xinfo_groups(stream)
+    except redis_exc.ResponseError:  # no such stream
+        return None
+    for g in groups:
+        name = g.get("name")
+        if (name.decode() if isinstance(name, bytes) else name) == group:
+            last = parse_id(g.get("last-delivered-id") or "0-0")
+            boundary = (last[0], last[1] + 1)
+            if g.get("pending"):
+                summary = client.xpending(stream, group)
+                low = summary.get("min")
+                if low is not None:
+                    boundary = min(boundary, parse_id(low))
+            return boundary
+    return None
+
+
+def is_committed(client, stream: str, group: str, entry_id) -> bool:
+    """Whether the entry ``entry_id`` (and every earlier one) is acknowledged by ``group``."""
+    boundary = acked_below(client, stream, group)
+    return boundary is not None and parse_id(entry_id) < boundary
+
+
+def workflow_flushed(client, stream: str, group: str, workflow_id: str) -> tuple[bool, list[str]]:
+    """Whether every producer registered for ``workflow_id`` has flushed and its entries are stored.
+
+    Returns:
+        ``(done, waiting)``: ``waiting`` names the producers still running or not yet stored.
+    """
+    entries = client.hgetall(producers_key(stream, workflow_id))
+    waiting, last = [], None
+    for producer, state in entries.items():
+        state = state.decode()
+        producer = producer.decode()
+        if not state.startswith("flushed"):
+            waiting.append(producer)
+            continue
+        _, _, entry_id = state.partition(" ")
+        if entry_id and (last is None or parse_id(entry_id) > parse_id(last)):
+            last = entry_id
+    if waiting:
+        return False, waiting
+    if last is not None and not is_committed(client, stream, group, last):
+        return False, ["(entries not yet stored)"]
+    return True, []
+
+
+def new_producer_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
+
+
+class RedisStreamTransport:
+    """Sink that appends each batch to the Redis Stream ``mq.channel`` (at-least-once; see the module docstring).
+
+    ``write`` runs on the flusher thread and blocks while the broker is away (up to ``reconnect_deadline_secs``
+    per outage, then spills). ``flush`` returns True when every batch written so far is in Redis (False when some
+    went to the spill file). Other methods may be called from any thread.
+
+    Args:
+        mq: the ``mq`` settings section.
+    """
+
+    name = "redis"
+    primary = True
+
+    def __init__(self, mq):
+        self.mq = mq
+        self.stream = mq.channel
+        self.group = group_name(mq)
+        self.spill_path = os.path.abspath(mq.spill_path)
+        self.reconnect_deadline_secs = float(mq.reconnect_deadline_secs)
+        self.producer_id = new_producer_id()
+        self.sent = 0  # records acknowledged by Redis
+        self.spilled = 0  # records written to the spill file instead
+        self.last_id: str | None = None  # id of this process's latest entry
+        self._client = None
+        self._pid = os.getpid()
+        self._seq = 0
+        self._down_since: float | None = None
+        self._last_try = 0.0
+        self._hurry_by: float | None = None
+        self._retained: deque = deque()  # (id tuple, entry id, fields, size)
+        self._retained_bytes = 0
+        self._last_prune = 0.0
+        self._check_loss = False
+        self._spill_fd: int | None = None
+        self._lock = threading.Lock()  # client (re)creation
+        self._closed = False
+
+    @classmethod
+    def from_settings(cls, settings) -> "RedisStreamTransport":
+        return cls(settings.mq)
+
+    def __enter__(self) -> "RedisStreamTransport":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def client(self) -> "redis.Redis":
+        with self._lock:
+            if self._pid != os.getpid():
+                # A forked child must not share the parent's sockets, and is a producer of its own.
+                self._pid = os.getpid()
+                self._client = None
+                self.producer_id = new_producer_id()
+                self._seq, self.sent, self.spilled, self.last_id = 0, 0, 0, None
+                self._retained.clear()
+                self._retained_bytes = 0
+                self._spill_fd = None
+            if self._client is None:
+                self._client = connect(self.mq)
+            return self._client
+
+    # ---- flusher thread -----------------------------------------------------------------------------------
+    def write(self, batch) -> int:
+        self._seq += 1
+        fields = {"b": batch.array(), "p": self.producer_id, "s": self._seq, "n": len(batch), "e": "json"}
+        self._send(fields, len(batch), batch.blobs)
+        return 0
+
+    def _send(self, fields: dict, count: int, blobs=None) -> None:
+        delay = 0.05
+        while True:
+            now = time.monotonic()
+            deadline_passed = self._down_since is not None and (
+                now - self._down_since >= self.reconnect_deadline_secs
+                or (self._hurry_by is not None and now >= self._hurry_by))
+            if deadline_passed and now - self._last_try < _RETRY_AFTER_DEADLINE_SECS:
+                self._spill(fields, count, blobs)
+                return
+            self._last_try = now
+            try:
+                if self._check_loss:
+                    self._resend_if_lost()
+                entry_id = self.client.xadd(self.stream, fields)
+            except _LOST as exc:
+                if self._down_since is None:
+                    self._down_since = now
+                    logger.warning("flowcept: Redis at %s is unreachable (%s); retrying for %.0fs while records "
+                                   "wait in the buffer", self._where(), exc, self.reconnect_deadline_secs)
+                self._check_loss = True
+                self._drop_client()
+                if deadline_passed:
+                    self._spill(fields, count, blobs)
+                    return
+                time.sleep(delay)
+                delay = min(delay * 2, _BACKOFF_MAX_SECS)
+                continue
+            except redis_exc.RedisError as exc:
+                # Refused (out of memory, wrong type, ...): retrying will not help; keep the records on disk.
+                logger.warning("flowcept: Redis refused a batch (%s)", exc)
+                self._spill(fields, count, blobs)
+                return
+            if self._down_since is not None:
+                logger.warning("flowcept: Redis at %s is reachable again", self._where())
+                self._down_since = None
+            self._on_sent(entry_id, fields, count)
+            return
+
+    def _on_sent(self, entry_id, fields: dict, count: int) -> None:
+        entry_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+        self.last_id = entry_id
+        self.sent += count
+        size = len(fields["b"])
+        self._retained.append((parse_id(entry_id), entry_id, fields, size))
+        self._retained_bytes += size
+        while self._retained_bytes > RETAIN_MAX_BYTES and len(self._retained) > 1:
+            # Oldest copies go first: they are safe in Redis unless it also restarts without persistence.
+            self._retained_bytes -= self._retained.popleft()[3]
+        now = time.monotonic()
+        if now - self._last_prune >= _PRUNE_EVERY_SECS:
+            self._last_prune = now
+            self._prune()
+
+    def _prune(self) -> None:
+        try:
+            boundary = acked_below(self.client, self.stream, self.group)
+        except _LOST:
+            return
+        except redis_exc.RedisError:
+            return
+        if boundary is None:
+            return
+        retained = self._retained
+        while retained and retained[0][0] < boundary:
+            self._retained_bytes -= retained.popleft()[3]
+
+    def _resend_if_lost(self) -> None:
+        """After an outage: if our latest entry is gone, the server restarted empty; resend what is unconfirmed."""
+        client = self.client
+        if self.last_id is not None and not client.xrange(self.stream, self.last_id, self.last_id):
+            items = list(self._retained)
+            logger.warning("flowcept: Redis restarted without entry %s; resending %d unconfirmed batch(es)",
+                           self.last_id, len(items))
+            self._retained.clear()
+            self._retained_bytes = 0
+            for _, _, fields, size in items:
+                entry_id = client.xadd(self.stream, fields)
+                entry_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+                self._retained.append((parse_id(entry_id), entry_id, fields, size))
+                self._retained_bytes += size
+                self.last_id = entry_id
+        self._check_loss = False
+
+    def _spill(self, fields: dict, count: int, blobs=None) -> None:
+        if blobs is None:
+            import orjson
+
+            blobs = [orjson.dumps(d) for d in orjson.loads(fields["b"])]
+        if not blobs:
+            return
+        lines = b"\n".join(blobs)
+        if self._spill_fd is None:
+            os.makedirs(os.path.dirname(self.spill_path) or ".", exist_ok=True)
+            self._spill_fd = os.open(self.spill_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        data = lines + b"\n"
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._spill_fd, view):]
+        if not self.spilled:
+            logger.warning("flowcept: Redis at %s stayed unreachable; records are being spilled to %s (load them "
+                           "later with `flowcept ingest %s`)", self._where(), self.spill_path, self.spill_path)
+        self.spilled += count
+
+    def _drop_client(self) -> None:
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.close()
+
+    def _where(self) -> str:
+        if self.mq.uri:
+            from flowcept.settings import _redact_uri
+
+            return _redact_uri(self.mq.uri)
+        return f"{self.mq.host}:{self.mq.port}"
+
+    # ---- any thread ---------------------------------------------------------------------------------------
+    def hurry(self, deadline: float | None) -> None:
+        """Spill instead of retrying past ``deadline`` (a ``time.monotonic()`` value): stop() is waiting."""
+        self._hurry_by = deadline
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """True when every batch written so far is in Redis (``write`` returns only after XADD answered)."""
+        if self._spill_fd is not None:
+            with contextlib.suppress(OSError):
+                os.fsync(self._spill_fd)
+        return self.spilled == 0
+
+    def register_workflow(self, workflow_id: str) -> None:
+        """Note this producer as running for ``workflow_id`` (see :func:`workflow_flushed`)."""
+        self._mark(workflow_id, "running")
+
+    def mark_flushed(self, workflow_id: str) -> None:
+        """Note that everything this producer captured for ``workflow_id`` is in Redis."""
+        self._mark(workflow_id, f"flushed {self.last_id or ''}".rstrip())
+
+    def _mark(self, workflow_id: str, state: str) -> None:
+        key = producers_key(self.stream, workflow_id)
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.hset(key, self.producer_id, state)
+            pipe.expire(key, PRODUCERS_TTL_SECS)
+            pipe.execute()
+        except redis_exc.RedisError as exc:
+            logger.warning("flowcept: could not note producer state %r in Redis: %s", state, exc)
+
+    def is_committed(self, timeout: float | None = None) -> bool:
+        """Whether every entry this process sent is acknowledged (stored) by the keepers' group."""
+        if self.last_id is None:
+            return True
+        with redis_errors("reading the keepers' progress"):
+            return is_committed(self.client, self.stream, self.group, self.last_id)
+
+    def unconfirmed(self) -> int:
+        """Records this process sent that the keepers have not acknowledged yet, plus those spilled (best effort)."""
+        try:
+            boundary = acked_below(self.client, self.stream, self.group)
+        except redis_exc.RedisError:
+            boundary = None
+        pending = sum(int(f["n"]) for key, _, f, _ in list(self._retained) if boundary is None or key >= boundary)
+        return pending + self.spilled
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._spill_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._spill_fd)
+            self._spill_fd = None
+        self._drop_client()
