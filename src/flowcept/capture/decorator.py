@@ -234,14 +234,7 @@ def _task_decorator(func: Callable, *, output_names=None, args_handler: Callable
             return result
         return async_wrapper
 
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        scope = scope_get()
-        if scope is None or not scope.active:
-            scope = current_scope()
-            if scope is None:
-                no_scope()
-                return func(*args, **kwargs)
+    def run_captured(scope, args: tuple, kwargs: dict):
         task, sampler = begin(scope, args, kwargs)
         token = parent_set(task["task_id"])
         started = clock()
@@ -254,7 +247,62 @@ def _task_decorator(func: Callable, *, output_names=None, args_handler: Callable
         parent_reset(token)
         scope.buffer.append(finish(task, started, clock(), result, None, sampler))
         return result
-    return wrapper
+
+    if args_handler is not None or capture_telemetry is not None:
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            scope = scope_get()
+            if scope is None or not scope.active:
+                scope = current_scope()
+                if scope is None:
+                    no_scope()
+                    return func(*args, **kwargs)
+            return run_captured(scope, args, kwargs)
+        return wrapper
+
+    @functools.wraps(func)
+    def fast_wrapper(*args, **kwargs):
+        # The common case inlined (no handler, no telemetry, no Namespace): the cost of every decorated call.
+        scope = scope_get()
+        if scope is None or not scope.active:
+            scope = current_scope()
+            if scope is None:
+                no_scope()
+                return func(*args, **kwargs)
+        if scope.telemetry is not None or (args and type(args[0]) is namespace):
+            return run_captured(scope, args, kwargs)
+        used = binder(args, kwargs)
+        task_id = ids._prefix + str(next(ids._counter))
+        task = {"type": "task", "task_id": task_id, "workflow_id": fixed_wf or scope.workflow_id,
+                "campaign_id": fixed_camp or scope.campaign_id, "used": used, **static}
+        if lift and used:
+            _lift_ids(task, used, lift_wf, lift_camp)
+        parent = parent_get()
+        if parent is not None:
+            task["parent_task_id"] = parent
+        token = parent_set(task_id)
+        started = clock()
+        try:
+            result = func(*args, **kwargs)
+        except BaseException as exc:
+            parent_reset(token)
+            scope.buffer.append(finish(task, started, clock(), None, exc, None))
+            raise
+        task["ended_at"] = clock()
+        parent_reset(token)
+        task["started_at"] = started
+        task["status"] = "FINISHED"
+        if result is not None:
+            try:
+                generated = to_generated(result)
+            except Exception as exc:  # noqa: BLE001
+                report_internal_error(f"outputs of {name}", exc)
+                generated = None
+            if generated is not None:
+                task["generated"] = generated
+        scope.buffer.append(task)
+        return result
+    return fast_wrapper
 
 
 def flowcept_task(func: Callable | None = None, **options: Any):

@@ -63,7 +63,7 @@ def _encoded_upsert(table: str, kind: str, id_key: str) -> str:
     )
 
 
-_ENCODED_UPSERTS = tuple(_encoded_upsert(table, kind, COLLECTIONS[table])
+_ENCODED_UPSERTS = tuple((f'"type":"{kind}"'.encode(), _encoded_upsert(table, kind, COLLECTIONS[table]))
                          for table, kind in (("tasks", "task"), ("workflows", "workflow"), ("agents", "agent")))
 
 
@@ -224,8 +224,10 @@ class SqliteStore:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 written = 0
-                for stmt in _ENCODED_UPSERTS:
-                    written += conn.execute(stmt, (array,)).rowcount
+                for marker, stmt in _ENCODED_UPSERTS:
+                    # Each statement scans the whole array: skip kinds the batch cannot contain.
+                    if marker in array:
+                        written += conn.execute(stmt, (array,)).rowcount
                 conn.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):

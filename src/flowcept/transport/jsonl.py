@@ -50,13 +50,7 @@ class JsonlBufferFile:
         return self._fd
 
     def write(self, batch) -> int:
-        blobs = batch.blobs
-        if batch.with_data:
-            blobs = list(blobs)
-            docs = batch.docs
-            for i in batch.with_data:
-                blobs[i] = orjson.dumps({k: v for k, v in docs[i].items() if k != "data"})
-        payload = b"\n".join(blobs) + b"\n"
+        payload = batch.lines()
         fd = self._open()
         view = memoryview(payload)
         while view:
