@@ -390,7 +390,7 @@ def ingest_file(path: str, store, batch_size: int = 5000,
 
     def commit(lines: list[bytes], docs: list[dict]) -> None:
         if upsert_encoded is not None:
-            upsert_encoded(EncodedBatch(lines))
+            upsert_encoded(EncodedBatch(b"[" + b",".join(lines) + b"]", len(lines)))
         else:
             store.upsert(docs)
 

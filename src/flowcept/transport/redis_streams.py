@@ -212,10 +212,10 @@ class RedisStreamTransport:
     def write(self, batch) -> int:
         self._seq += 1
         fields = {"b": batch.array(), "p": self.producer_id, "s": self._seq, "n": len(batch), "e": "json"}
-        self._send(fields, len(batch), batch.blobs)
+        self._send(fields, len(batch), batch)
         return 0
 
-    def _send(self, fields: dict, count: int, blobs=None) -> None:
+    def _send(self, fields: dict, count: int, batch=None) -> None:
         delay = 0.05
         while True:
             now = time.monotonic()
@@ -223,7 +223,7 @@ class RedisStreamTransport:
                 now - self._down_since >= self.reconnect_deadline_secs
                 or (self._hurry_by is not None and now >= self._hurry_by))
             if deadline_passed and now - self._last_try < _RETRY_AFTER_DEADLINE_SECS:
-                self._spill(fields, count, blobs)
+                self._spill(fields, count, batch)
                 return
             self._last_try = now
             try:
@@ -238,7 +238,7 @@ class RedisStreamTransport:
                 self._check_loss = True
                 self._drop_client()
                 if deadline_passed:
-                    self._spill(fields, count, blobs)
+                    self._spill(fields, count, batch)
                     return
                 time.sleep(delay)
                 delay = min(delay * 2, _BACKOFF_MAX_SECS)
@@ -246,7 +246,7 @@ class RedisStreamTransport:
             except redis_exc.RedisError as exc:
                 # Refused (out of memory, wrong type, ...): retrying will not help; keep the records on disk.
                 logger.warning("flowcept: Redis refused a batch (%s)", exc)
-                self._spill(fields, count, blobs)
+                self._spill(fields, count, batch)
                 return
             if self._down_since is not None:
                 logger.warning("flowcept: Redis at %s is reachable again", self._where())
@@ -299,18 +299,17 @@ class RedisStreamTransport:
                 self.last_id = entry_id
         self._check_loss = False
 
-    def _spill(self, fields: dict, count: int, blobs=None) -> None:
-        if blobs is None:
-            import orjson
-
-            blobs = [orjson.dumps(d) for d in orjson.loads(fields["b"])]
-        if not blobs:
+    def _spill(self, fields: dict, count: int, batch=None) -> None:
+        if not count:
             return
-        lines = b"\n".join(blobs)
+        if batch is None:
+            from flowcept.buffer import EncodedBatch
+
+            batch = EncodedBatch(fields["b"], count)
+        data = batch.lines(drop_data=False)
         if self._spill_fd is None:
             os.makedirs(os.path.dirname(self.spill_path) or ".", exist_ok=True)
             self._spill_fd = os.open(self.spill_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        data = lines + b"\n"
         view = memoryview(data)
         while view:
             view = view[os.write(self._spill_fd, view):]

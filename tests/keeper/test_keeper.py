@@ -1,0 +1,164 @@
+"""The keeper against the real Redis and SQLite: late start, shared group, claims, exact stops, clean exit."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from flowcept import Flowcept, flowcept_task
+from tests.transport.redis_env import cleanup_stream, make_store, redis_client, redis_settings, wait_for
+
+pytestmark = pytest.mark.redis
+
+
+@flowcept_task
+def double(x):
+    return 2 * x
+
+
+@pytest.fixture(name="env")
+def fixture_env(tmp_path, monkeypatch):
+    env = redis_settings(tmp_path, monkeypatch)
+    yield env
+    cleanup_stream(env["stream"])
+
+
+def _produce(n: int, **kwargs) -> str:
+    with Flowcept(start_persistence=False, **kwargs) as f:
+        for i in range(n):
+            double(i)
+    return f.workflow_id
+
+
+class TestKeeper:
+    def test_keeper_started_after_producers_stores_everything(self, env):
+        """Records published before any keeper existed are all stored once a keeper starts."""
+        from flowcept.keeper import Keeper
+        from flowcept.settings import get_settings
+
+        wf = _produce(5000)
+        assert redis_client().xlen(env["stream"]) > 0
+        store = make_store(env)
+        assert store.count("tasks") == 0
+        keeper = Keeper(get_settings()).start()
+        try:
+            wait_for(lambda: store.count("tasks", {"workflow_id": wf}) == 5000, 30, "5000 tasks")
+            assert store.count("workflows", {"workflow_id": wf}) == 1
+            assert store.find("workflows", {"workflow_id": wf})[0]["status"] == "FINISHED"
+        finally:
+            keeper.close()
+            store.close()
+
+    def test_two_keepers_share_the_group_without_duplicates(self, env):
+        """Two keepers in one group split the entries; each entry is stored by exactly one of them."""
+        from flowcept.keeper import Keeper
+        from flowcept.settings import get_settings
+
+        settings = get_settings()
+        keepers = [Keeper(settings, read_count=1).start() for _ in range(2)]
+        try:
+            wf = _produce(30000)
+            entries = redis_client().xlen(env["stream"])
+            wait_for(lambda: sum(k.stats.entries for k in keepers) >= entries, 30, "all entries")
+            assert sum(k.stats.entries for k in keepers) == entries
+            assert sum(k.stats.records for k in keepers) == 30002
+            assert all(k.stats.entries > 0 for k in keepers)
+        finally:
+            for k in keepers:
+                k.close()
+        store = make_store(env)
+        assert store.count("tasks", {"workflow_id": wf}) == 30000
+        store.close()
+
+    def test_pending_entries_of_a_dead_keeper_are_claimed(self, env):
+        """Entries a keeper read but never acknowledged are claimed by another after the idle threshold."""
+        from flowcept.keeper import Keeper
+        from flowcept.settings import get_settings
+        from flowcept.transport.redis_streams import DEFAULT_GROUP
+
+        client = redis_client()
+        client.xgroup_create(env["stream"], DEFAULT_GROUP, id="0", mkstream=True)
+        wf = _produce(3000)
+        taken = client.xreadgroup(DEFAULT_GROUP, "dead-keeper", {env["stream"]: ">"}, count=1000)
+        assert taken and taken[0][1]
+        keeper = Keeper(get_settings(), claim_idle_secs=0.3).start()
+        store = make_store(env)
+        try:
+            wait_for(lambda: store.count("tasks", {"workflow_id": wf}) == 3000, 30, "claimed tasks")
+            wait_for(lambda: client.xpending(env["stream"], DEFAULT_GROUP)["pending"] == 0, 10, "no pending")
+            assert keeper.stats.claimed == len(taken[0][1])
+        finally:
+            keeper.close()
+            store.close()
+
+    def test_exact_stop_with_persistence(self, env):
+        """With start_persistence and check_safe_stops, every record is in the store when stop() returns."""
+        for _ in range(3):
+            with Flowcept(start_persistence=True, check_safe_stops=True) as f:
+                for i in range(7000):
+                    double(i)
+            store = make_store(env)
+            assert store.count("tasks", {"workflow_id": f.workflow_id}) == 7000
+            assert store.find("workflows", {"workflow_id": f.workflow_id})[0]["status"] == "FINISHED"
+            store.close()
+
+    def test_run_keeper_stops_on_event(self, env):
+        """run_keeper returns once its stop event is set, with the records it stored counted."""
+        from flowcept.keeper import run_keeper
+
+        wf = _produce(1000)
+        stop = threading.Event()
+        result = {}
+        thread = threading.Thread(target=lambda: result.update(stats=run_keeper(stop_event=stop)))
+        thread.start()
+        store = make_store(env)
+        wait_for(lambda: store.count("tasks", {"workflow_id": wf}) == 1000, 30, "1000 tasks")
+        stop.set()
+        thread.join(10)
+        assert not thread.is_alive()
+        assert result["stats"].records == 1002
+        store.close()
+
+    def test_keeper_process_exits_cleanly_on_sigterm(self, env, tmp_path):
+        """`python -m flowcept.keeper` finishes its batch and exits 0 on SIGTERM."""
+        proc = subprocess.Popen([sys.executable, "-m", "flowcept.keeper"], cwd=tmp_path, stderr=subprocess.PIPE)
+        try:
+            wf = _produce(2000)
+            store = make_store(env)
+            wait_for(lambda: store.count("tasks", {"workflow_id": wf}) == 2000, 30, "2000 tasks")
+            store.close()
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(15) == 0
+            assert b"2002 records" in proc.stderr.read()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+
+    def test_keeper_needs_the_message_queue(self, tmp_path, monkeypatch):
+        """run_keeper without mq.enabled is a ConfigError naming the key."""
+        from flowcept.errors import ConfigError
+        from flowcept.keeper import run_keeper
+        from tests.conftest import write_settings
+
+        write_settings(tmp_path, "mq:\n  enabled: false\n", monkeypatch)
+        with pytest.raises(ConfigError, match="mq.enabled"):
+            run_keeper()
+
+
+def test_stop_waits_without_fixed_sleeps(env):
+    """stop() with an in-process keeper returns as soon as the store holds everything (well under a second)."""
+    with Flowcept(start_persistence=True, check_safe_stops=True):
+        double(1)
+    started = time.monotonic()
+    with Flowcept(start_persistence=True, check_safe_stops=True) as f:
+        double(2)
+        started = time.monotonic()
+    assert time.monotonic() - started < 1.5
+    store = make_store(env)
+    assert store.count("tasks", {"workflow_id": f.workflow_id}) == 1
+    store.close()

@@ -1,0 +1,98 @@
+"""Helpers for tests on the real Redis: per-test settings with a unique stream, subprocess producers, waits."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+
+import pytest
+
+from tests.conftest import write_settings
+
+REDIS_RESTART = ["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", "6379",
+                 "--save", "", "--appendonly", "no", "--dir", "/var/lib/redis", "--logfile", "/var/log/redis/ci.log"]
+
+
+def redis_client():
+    import redis
+
+    return redis.Redis(host="127.0.0.1", port=6379)
+
+
+def redis_settings(tmp_path, monkeypatch, *, deadline: float = 30.0, store: str = "sqlite", extra: str = "",
+                   pg_dsn: str | None = None) -> dict:
+    """Write settings with the redis transport on a fresh stream; returns {stream, db, spill, path}."""
+    stream = f"fc_test_{uuid.uuid4().hex[:12]}"
+    db = tmp_path / "store.sqlite"
+    spill = tmp_path / "spill.jsonl"
+    dbs = f"  sqlite:\n    path: {db}\n"
+    if store == "postgres":
+        dbs += f"  postgres:\n    enabled: true\n    uri: {pg_dsn}\n"
+    text = (f"mq:\n  enabled: true\n  type: redis\n  host: 127.0.0.1\n  channel: {stream}\n"
+            f"  spill_path: {spill}\n  reconnect_deadline_secs: {deadline}\n"
+            f"databases:\n{dbs}project:\n  dump_buffer:\n    enabled: false\n{extra}")
+    path = write_settings(tmp_path, text, monkeypatch)
+    return {"stream": stream, "db": str(db), "spill": str(spill), "path": path}
+
+
+def cleanup_stream(stream: str) -> None:
+    try:
+        client = redis_client()
+        keys = [stream, *client.scan_iter(f"{stream}:*")]
+        client.delete(*keys)
+    except Exception:  # noqa: BLE001 - Redis may be down in a failing test; nothing to clean then
+        pass
+
+
+def make_store(env: dict):
+    from flowcept.settings import get_settings
+    from flowcept.store import make_store as _make
+
+    return _make(get_settings())
+
+
+def wait_for(predicate, timeout: float, what: str, every: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(every)
+
+
+def run_script(tmp_path, name: str, code: str, *args: str, env: dict | None = None, wait: bool = True,
+               **popen):
+    """Run ``code`` as a Python script in tmp_path with the test's settings (FLOWCEPT_SETTINGS_PATH)."""
+    script = tmp_path / name
+    script.write_text(textwrap.dedent(code))
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    cmd = [sys.executable, str(script), *args]
+    if not wait:
+        return subprocess.Popen(cmd, cwd=tmp_path, env=full_env, **popen)
+    return subprocess.run(cmd, cwd=tmp_path, env=full_env, capture_output=True, text=True, timeout=600)
+
+
+def start_keeper_process(tmp_path, *extra: str, log_name: str = "keeper.log"):
+    log = open(tmp_path / log_name, "ab")
+    return subprocess.Popen([sys.executable, "-m", "flowcept.keeper", *extra], cwd=tmp_path, env=dict(os.environ),
+                            stdout=log, stderr=subprocess.STDOUT)
+
+
+def redis_up() -> bool:
+    try:
+        return bool(redis_client().ping())
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def restore_redis() -> None:
+    if not redis_up():
+        subprocess.run(REDIS_RESTART, check=False)
+        wait_for(redis_up, 20, "redis-server to come back")
