@@ -151,6 +151,9 @@ class BatchBuffer:
         self._closing = False
         self._markers = 0  # flush markers queued and not yet reached
         self._marker_lock = threading.Lock()
+        # Held while a batch is written: fork waits for it, so a child never inherits a sink (or SQLite) lock
+        # taken mid-write by the parent's flusher.
+        self._work_lock = threading.Lock()
         self._start_lock = threading.Lock()
         self.written = 0  # records every sink accepted (flusher thread only)
         self.dropped = 0  # records lost, with the reason logged
@@ -256,6 +259,7 @@ class BatchBuffer:
         self._queue = deque()
         self._markers = 0
         self._marker_lock = threading.Lock()
+        self._work_lock = threading.Lock()
         self._wake = threading.Event()
         self._start_lock = threading.Lock()
         self._thread = None
@@ -280,7 +284,8 @@ class BatchBuffer:
             # Read the marker count after the length: a marker among the first n items was counted before.
             if not self._markers:
                 batch = [q.popleft() for _ in range(n)]
-                self._export(batch)
+                with self._work_lock:
+                    self._export(batch)
                 continue
             batch = []
             marker = None
@@ -291,7 +296,8 @@ class BatchBuffer:
                     break
                 batch.append(item)
             if batch:
-                self._export(batch)
+                with self._work_lock:
+                    self._export(batch)
             if marker is not None:
                 with self._marker_lock:
                     self._markers -= 1
@@ -338,7 +344,22 @@ class BatchBuffer:
 _live_buffers: "weakref.WeakSet[BatchBuffer]" = weakref.WeakSet()
 
 
+_held_for_fork: list = []
+
+
+def _quiesce_before_fork() -> None:
+    for buf in list(_live_buffers):
+        if buf._work_lock.acquire(timeout=5.0):
+            _held_for_fork.append(buf._work_lock)
+
+
+def _resume_in_parent() -> None:
+    while _held_for_fork:
+        _held_for_fork.pop().release()
+
+
 def _reset_after_fork() -> None:
+    _held_for_fork.clear()
     for buf in list(_live_buffers):
         buf._after_fork_in_child()
 
@@ -355,5 +376,6 @@ def _flush_at_exit() -> None:
             pass
 
 
-os.register_at_fork(after_in_child=_reset_after_fork)
+os.register_at_fork(before=_quiesce_before_fork, after_in_parent=_resume_in_parent,
+                    after_in_child=_reset_after_fork)
 atexit.register(_flush_at_exit)
