@@ -1,0 +1,143 @@
+"""The distributed pipeline: producers -> Redis Streams -> keeper -> store (PostgreSQL when reachable, else SQLite).
+
+Run: python bench/bench_distributed.py [--calls N] [--pg-dsn DSN] [--sqlite]
+
+Needs Redis on 127.0.0.1:6379. Prints:
+  1. us per ``@flowcept_task`` call with the redis transport and a keeper thread in the same process writing the
+     store (median of 5 runs of N calls, timed up to the last call; then stop() waits until all are stored);
+  2. end-to-end throughput: one producer process -> Redis -> one keeper process -> store, tasks/s counted in the
+     store (from the producer's start until the store holds all N tasks);
+  3. the producer's peak RSS for 1,000,000 calls while no keeper runs (retained copies are bounded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import uuid
+
+PRODUCER = """
+import resource, sys, time
+from flowcept import Flowcept, flowcept_task
+
+@flowcept_task
+def double(x):
+    return 2 * x
+
+n, wf = int(sys.argv[1]), sys.argv[2]
+t0 = time.perf_counter()
+with Flowcept(workflow_id=wf, start_persistence=False, save_workflow=False):
+    for i in range(n):
+        double(i)
+print(f"{time.perf_counter() - t0:.3f} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}")
+"""
+
+
+def _settings(work: str, stream: str, dsn: str | None) -> str:
+    path = os.path.join(work, "settings.yaml")
+    with open(path, "w") as f:
+        f.write(f"mq:\n  enabled: true\n  type: redis\n  host: 127.0.0.1\n  channel: {stream}\n"
+                f"databases:\n  sqlite:\n    path: {os.path.join(work, 'store.sqlite')}\n"
+                + (f"  postgres:\n    enabled: true\n    uri: {dsn}\n" if dsn else "")
+                + "project:\n  dump_buffer:\n    enabled: false\n")
+    return path
+
+
+def _usable_pg(dsn: str) -> bool:
+    try:
+        from flowcept.store.postgres import PostgresStore
+
+        store = PostgresStore(dsn)
+        store.count("tasks", {"workflow_id": "-"})
+        store.close()
+        return True
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=200_000)
+    parser.add_argument("--pg-dsn", default=os.environ.get("FLOWCEPT_TEST_PG_DSN",
+                                                           "postgresql://postgres@127.0.0.1:5432/test"))
+    parser.add_argument("--sqlite", action="store_true", help="use SQLite even when PostgreSQL answers")
+    opts = parser.parse_args()
+    work = tempfile.mkdtemp(prefix="flowcept-bench-dist-")
+    os.chdir(work)
+    os.environ["HOME"] = work
+    dsn = None if opts.sqlite or not _usable_pg(opts.pg_dsn) else opts.pg_dsn
+    stream = f"flowcept_bench_{uuid.uuid4().hex[:8]}"
+    os.environ["FLOWCEPT_SETTINGS_PATH"] = _settings(work, stream, dsn)
+    import redis
+
+    client = redis.Redis(host="127.0.0.1", port=6379)
+    store_name = "postgres" if dsn else "sqlite"
+    print(f"store: {store_name}; stream: {stream}; calls: {opts.calls}")
+
+    from flowcept import Flowcept, flowcept_task
+    from flowcept.settings import reload_settings
+    from flowcept.store import make_store
+
+    reload_settings()
+
+    @flowcept_task
+    def double(x):
+        return 2 * x
+
+    try:
+        # 1. per call, in-process keeper
+        samples, stops = [], []
+        for _ in range(5):
+            with Flowcept(start_persistence=True, check_safe_stops=True) as f:
+                t0 = time.perf_counter()
+                for i in range(opts.calls):
+                    double(i)
+                samples.append((time.perf_counter() - t0) / opts.calls * 1e6)
+                t1 = time.perf_counter()
+            stops.append(time.perf_counter() - t1)
+            store = make_store(reload_settings())
+            assert store.count("tasks", {"workflow_id": f.workflow_id}) == opts.calls
+            store.close()
+        print(f"1. @flowcept_task, redis + in-process keeper -> {store_name}: "
+              f"{statistics.median(samples):.2f} us/call (median of 5 x {opts.calls}); "
+              f"stop() until all stored: {statistics.median(stops):.2f} s")
+
+        # 2. end to end: producer process -> Redis -> keeper process -> store
+        script = os.path.join(work, "producer.py")
+        with open(script, "w") as fh:
+            fh.write(textwrap.dedent(PRODUCER))
+        keeper = subprocess.Popen([sys.executable, "-m", "flowcept.keeper"], stderr=subprocess.DEVNULL)
+        time.sleep(1.0)  # keeper connected and idle
+        wf = f"bench-{uuid.uuid4().hex[:8]}"
+        store = make_store(reload_settings())
+        t0 = time.perf_counter()
+        out = subprocess.run([sys.executable, script, str(opts.calls), wf], capture_output=True, text=True,
+                             check=True).stdout.split()
+        while store.count("tasks", {"workflow_id": wf}) < opts.calls:
+            time.sleep(0.01)
+        elapsed = time.perf_counter() - t0
+        keeper.terminate()
+        keeper.wait(30)
+        store.close()
+        print(f"2. end to end, 1 producer process -> Redis -> 1 keeper process -> {store_name}: "
+              f"{opts.calls / elapsed:,.0f} tasks/s ({opts.calls} tasks in {elapsed:.2f} s, producer alone "
+              f"{float(out[0]):.2f} s incl. interpreter start)")
+
+        # 3. producer memory with no keeper running
+        wf = f"bench-{uuid.uuid4().hex[:8]}"
+        out = subprocess.run([sys.executable, script, "1000000", wf], capture_output=True, text=True,
+                             check=True).stdout.split()
+        print(f"3. producer of 1,000,000 tasks with the keeper stopped: peak RSS {int(out[1]) / 1024:.0f} MiB "
+              f"({float(out[0]):.1f} s)")
+    finally:
+        client.delete(stream, *client.scan_iter(f"{stream}:*"))
+
+
+if __name__ == "__main__":
+    main()
