@@ -185,9 +185,15 @@ class BatchBuffer:
             self._wait_for_room()
 
     def _wait_for_room(self) -> None:
+        # Backpressure: wait while the flusher makes progress; give up only after full_wait_secs without any.
         deadline = time.monotonic() + self.full_wait_secs
         q = self._queue
+        progress = self.written + self.dropped
         while len(q) >= self.max_size:
+            now_progress = self.written + self.dropped
+            if now_progress != progress:
+                progress = now_progress
+                deadline = time.monotonic() + self.full_wait_secs
             if time.monotonic() > deadline or threading.current_thread() is self._thread:
                 # The flusher is stuck; keep the newest records out rather than blocking the user forever.
                 excess = len(q) - self.max_size + 1
@@ -204,7 +210,8 @@ class BatchBuffer:
                 self.dropped += lost
                 if lost:
                     report_internal_error("buffer full", RuntimeError(
-                        f"{lost} record(s) dropped: the buffer stayed full for {self.full_wait_secs}s"))
+                        f"{lost} record(s) dropped: the buffer stayed full, with no record delivered, for "
+                        f"{self.full_wait_secs}s (buffer.full_wait_secs)"))
                 return
             self._wake.set()
             time.sleep(0.001)
