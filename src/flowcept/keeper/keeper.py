@@ -406,7 +406,7 @@ def ingest_file(path: str, store, batch_size: int = 5000,
             if not isinstance(doc, dict):
                 bad += 1
                 continue
-            lines.append(line)
+            lines.append(orjson.dumps(doc))  # compact form: the store's encoded path matches compact bytes
             docs.append(doc)
             if len(lines) >= batch_size:
                 commit(lines, docs)
