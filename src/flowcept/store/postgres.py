@@ -209,8 +209,9 @@ class PostgresStore:
             raise StoreError(f"PostgreSQL store at {self.where} is closed")
         pid = os.getpid()
         if pid != self._pid:
-            # Forked child: the parent's sockets are shared with it. Closing (or garbage-collecting) them here would
-            # send a Terminate message on the parent's session, so keep them referenced and unused.
+            # Forked child: the parent's sockets are shared with it. Closing them here would send a Terminate
+            # message on the parent's session, so keep them referenced and unused (psycopg's own finalizer skips
+            # connections made in another process).
             with self._lock:
                 if pid != self._pid:
                     _ABANDONED.extend(conn for _, conn in self._connections)
