@@ -371,17 +371,26 @@ def lightweight_flowcept_task(func: Callable | None = None, *, output_names=None
             return result
         return async_light
 
+    scope_get = _scope_var.get
+    ids = _ids
+    mapped = output_names is not None
+
     @functools.wraps(func)
     def light(*args, **kwargs):
         result = func(*args, **kwargs)
-        scope = _scope_var.get()
+        scope = scope_get()
         if scope is None or not scope.active:
             scope = current_scope()
             if scope is None:
                 no_scope()
                 return result
-        scope.buffer.append({"type": "task", "task_id": new_id(), "workflow_id": scope.workflow_id,
-                             "activity_id": name, "used": binder(args, kwargs), "generated": to_generated(result)})
+        if mapped or result is None:
+            generated = to_generated(result)
+        else:
+            generated = result if type(result) is dict else {"arg_0": result}
+        scope.buffer.append({"type": "task", "task_id": ids._prefix + str(next(ids._counter)),
+                             "workflow_id": scope.workflow_id, "activity_id": name, "used": binder(args, kwargs),
+                             "generated": generated})
         return result
     return light
 
