@@ -43,7 +43,7 @@ class EncodedBatch:
         self.count = count
         self.has_data = has_data
         self._docs: list[dict] | None = None
-        self._lines: bytes | None = None
+        self._lines: tuple[bool, bytes] | None = None  # (data stripped?, lines)
 
     def __len__(self) -> int:
         return self.count
@@ -61,9 +61,10 @@ class EncodedBatch:
 
     def lines(self, drop_data: bool = True) -> bytes:
         """The records as JSON Lines (one compact record per line, newline-terminated), ``data`` left out."""
-        if self._lines is None:
-            self._lines = json_lines(self._array, drop_data and self.has_data)
-        return self._lines
+        strip = drop_data and self.has_data
+        if self._lines is None or self._lines[0] != strip:
+            self._lines = (strip, json_lines(self._array, strip))
+        return self._lines[1]
 
     @property
     def blobs(self) -> list[bytes]:

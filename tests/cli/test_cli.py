@@ -241,8 +241,6 @@ class TestIngest:
         result = runner.invoke(app, ["query", "--json", "-c", "workflows"])
         assert _json_lines(result.stdout) == [self._LINES[3]]
 
-    @pytest.mark.xfail(reason="SqliteStore.upsert_encoded matches the compact '\"type\":\"task\"' bytes, and "
-                              "keeper.ingest_file passes file lines through unchanged", strict=False)
     def test_ingest_pretty_json(self, runner, tmp_path):
         """Lines written by other JSON writers (spaces after colons) load too."""
         path = tmp_path / "hand.jsonl"

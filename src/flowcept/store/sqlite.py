@@ -14,6 +14,7 @@ import os
 import re
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
@@ -63,8 +64,23 @@ def _encoded_upsert(table: str, kind: str, id_key: str) -> str:
     )
 
 
-_ENCODED_UPSERTS = tuple((f'"type":"{kind}"'.encode(), _encoded_upsert(table, kind, COLLECTIONS[table]))
+_ENCODED_UPSERTS = tuple((re.compile(rb'"type"\s*:\s*"' + kind.encode() + rb'"'),
+                          _encoded_upsert(table, kind, COLLECTIONS[table]))
                          for table, kind in (("tasks", "task"), ("workflows", "workflow"), ("agents", "agent")))
+
+
+def _retry_locked(step, deadline_secs: float = BUSY_TIMEOUT_MS / 1000):
+    # Switching to WAL (and creating the schema) can fail with "database is locked" at once, without waiting on
+    # the busy handler, while another connection opens the same new file: retry with backoff instead.
+    delay, deadline = 0.005, time.monotonic() + deadline_secs
+    while True:
+        try:
+            return step()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
 
 
 def _dumps(record: dict) -> str:
@@ -141,11 +157,11 @@ class SqliteStore:
                                    check_same_thread=False)
             try:
                 conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-                conn.execute("PRAGMA journal_mode = WAL")
-                conn.execute("PRAGMA synchronous = NORMAL")
                 conn.create_function("REGEXP", 2, _regexp, deterministic=True)
+                _retry_locked(lambda: conn.execute("PRAGMA journal_mode = WAL"))
+                conn.execute("PRAGMA synchronous = NORMAL")
                 if not self._schema_ready:
-                    self._create_schema(conn)
+                    _retry_locked(lambda: self._create_schema(conn))
             except BaseException:
                 conn.close()
                 raise
@@ -226,7 +242,7 @@ class SqliteStore:
                 written = 0
                 for marker, stmt in _ENCODED_UPSERTS:
                     # Each statement scans the whole array: skip kinds the batch cannot contain.
-                    if marker in array:
+                    if marker.search(array):
                         written += conn.execute(stmt, (array,)).rowcount
                 conn.execute("COMMIT")
             except BaseException:
