@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -32,17 +33,20 @@ with Flowcept(workflow_id=wf, start_persistence=False, check_safe_stops=True, sa
 """
 
 
-def _pg_dsn_if_usable(pg_dsn: str) -> str | None:
-    """The PostgreSQL DSN when the postgres store exists and answers; else None (the test uses SQLite)."""
-    try:
-        from flowcept.store.postgres import PostgresStore
+@contextlib.contextmanager
+def pg_schema_uri(pg_dsn: str, port: int | None = None):
+    """A private PostgreSQL schema for one test, as a URI settings files accept (optionally through a proxy port)."""
+    from urllib.parse import quote
 
-        store = PostgresStore(pg_dsn)
-        store.count("tasks", {"workflow_id": "-"})
-        store.close()
-        return pg_dsn
-    except Exception:  # noqa: BLE001
-        return None
+    from psycopg.conninfo import conninfo_to_dict
+
+    from tests.store._pg import private_schema
+
+    with private_schema(pg_dsn) as schema_dsn:
+        info = conninfo_to_dict(schema_dsn)
+        host, real_port = info.get("host") or "127.0.0.1", int(info.get("port") or 5432)
+        yield (f"postgresql://{info.get('user', 'postgres')}@{host}:{port or real_port}/{info['dbname']}"
+               f"?options={quote(info['options'])}")
 
 
 @pytest.fixture(name="env")
@@ -95,8 +99,12 @@ def test_sigterm_flushes_what_the_producer_captured(env, tmp_path):
 @pytest.mark.slow
 def test_keeper_killed_mid_stream_loses_and_duplicates_nothing(tmp_path, monkeypatch, pg_dsn):
     """4 producers x 50,000 tasks; the keeper is SIGKILLed mid-stream and restarted: exactly 200,000 records."""
-    dsn = _pg_dsn_if_usable(pg_dsn)
-    env = redis_settings(tmp_path, monkeypatch, store="postgres" if dsn else "sqlite", pg_dsn=dsn)
+    with pg_schema_uri(pg_dsn) as uri:
+        _kill_keeper_mid_stream(tmp_path, monkeypatch, uri)
+
+
+def _kill_keeper_mid_stream(tmp_path, monkeypatch, uri: str) -> None:
+    env = redis_settings(tmp_path, monkeypatch, store="postgres", pg_dsn=uri)
     wf = f"wf-kill-{os.urandom(4).hex()}"
     keeper = start_keeper_process(tmp_path, "--claim-idle-secs", "1")
     producers = []
@@ -179,3 +187,52 @@ def test_distributed_example_end_to_end(tmp_path, mode):
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "3 task record(s), 1 workflow record(s)" in result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_postgres_down_for_ten_seconds_loses_nothing(tmp_path, monkeypatch, pg_dsn):
+    """PostgreSQL unreachable for 10 s while tasks stream in: the keeper retries and every record lands once."""
+    from flowcept import Flowcept, flowcept_task
+    from tests.fix_proxy import TcpProxy
+
+    @flowcept_task
+    def double(x):
+        return 2 * x
+
+    from psycopg.conninfo import conninfo_to_dict
+
+    info = conninfo_to_dict(pg_dsn)
+    proxy = TcpProxy((info.get("host") or "127.0.0.1", int(info.get("port") or 5432)))
+    proxy.start()
+    with pg_schema_uri(pg_dsn, proxy.port) as uri:
+        env = redis_settings(tmp_path, monkeypatch, store="postgres", pg_dsn=uri)
+        n_batches, per_batch = 70, 500
+        try:
+            with Flowcept(workflow_name="pg-outage", start_persistence=True, check_safe_stops=True) as f:
+                slowest, cut_at = 0.0, None
+                for b in range(n_batches):
+                    if b == 10:
+                        proxy.cut()
+                        cut_at = time.monotonic()
+                    if cut_at is not None and time.monotonic() - cut_at > 10:
+                        proxy.start()
+                        cut_at = None
+                    t0 = time.perf_counter()
+                    for i in range(per_batch):
+                        double(b * per_batch + i)
+                    slowest = max(slowest, time.perf_counter() - t0)
+                    time.sleep(0.2)
+                if cut_at is not None:
+                    proxy.start()
+            assert f.report.dropped == 0
+            store = make_store(env)
+            assert store.count("tasks", {"workflow_id": f.workflow_id}) == n_batches * per_batch
+            xs = {t["used"]["x"] for t in store.find("tasks", {"workflow_id": f.workflow_id},
+                                                        projection=["used.x"])}
+            assert xs == set(range(n_batches * per_batch))
+            assert slowest < 1.0  # the user's code kept its pace while the database was away
+            store.close()
+        finally:
+            proxy.cut()
+            cleanup_stream(env["stream"])

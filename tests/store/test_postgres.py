@@ -9,6 +9,8 @@ import time
 
 import pytest
 
+from tests.fix_proxy import TcpProxy
+
 from flowcept.errors import StoreError
 from flowcept.keeper.merge import coalesce, merge_record
 
@@ -215,84 +217,13 @@ class TestThroughput:
         assert fresh < 20 and merged < 40
 
 
-class _Proxy:
-    """A TCP proxy to the PostgreSQL server that can be cut (all connections dropped, port closed) and restored."""
-
-    def __init__(self, target: tuple[str, int]):
-        import socket
-
-        self.target = target
-        probe = socket.socket()
-        probe.bind(("127.0.0.1", 0))
-        self.port = probe.getsockname()[1]
-        probe.close()
-        self._socks: list = []
-        self._listener = None
-        self._lock = threading.Lock()
-
-    def start(self) -> None:
-        import socket
-
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(16)
-        self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-
-    def _accept(self, listener) -> None:
-        import socket
-
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(self.target)
-            with self._lock:
-                self._socks += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(src, dst) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                try:
-                    s.close()
-                except OSError:
-                    pass
-
-    def cut(self) -> None:
-        import socket
-
-        try:  # shutdown wakes the thread blocked in accept(); close alone would leave the port listening
-            self._listener.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self._listener.close()
-        with self._lock:
-            socks, self._socks = self._socks, []
-        for s in socks:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-                s.close()
-            except OSError:
-                pass
-
-
 class TestOutage:
     def test_outage_raises_then_recovers(self, pg, pg_store_dsn):
         """While the server is unreachable calls raise StoreError naming it; once back, the same store works."""
         from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
         info = conninfo_to_dict(pg_store_dsn)
-        proxy = _Proxy((info.get("host") or "127.0.0.1", int(info.get("port") or 5432)))
+        proxy = TcpProxy((info.get("host") or "127.0.0.1", int(info.get("port") or 5432)))
         proxy.start()
         store = PostgresStore(make_conninfo(pg_store_dsn, host="127.0.0.1", port=str(proxy.port),
                                             connect_timeout="2"))
