@@ -28,14 +28,14 @@ __all__ = ["FlowceptLLM", "agent_flowcept_task", "bind_agent_tools", "get_curren
 AGENT_TOOL_SUBTYPE = "agent_tool"
 MODEL_INVOCATION_SUBTYPE = "ai_model_invocation"
 
-_scope_var = _ctx._scope
 _parent_var = _ctx._parent_task
 
 # The agent whose server is handling the current request (set by BaseAgentContextManager.lifespan), and, for
 # contexts that never saw a lifespan (threads without a copied context), the agents running in this process.
 _agent_var: ContextVar[Any] = ContextVar("flowcept_agent", default=None)
 _running_agents: list = []
-_call_var: ContextVar["_ToolCall | None"] = ContextVar("flowcept_agent_tool_call", default=None)
+# The agent tool call running now: (activity_id, agent_id), for get_current_context_task() and model calls.
+_call_var: ContextVar[tuple | None] = ContextVar("flowcept_agent_tool_call", default=None)
 # Undecorated tool function -> its capture wrapper, so a tool registered *before* being wrapped (decorators in
 # the other order) can be re-pointed at the wrapper when its server starts (see bind_agent_tools).
 _wrappers: dict = {}
@@ -68,47 +68,12 @@ def current_agent() -> Any:
     return _running_agents[-1] if _running_agents else None
 
 
-class _ToolCall:
-    """One running tool call: what ``get_current_context_task()`` shows and what the record is stamped with."""
-
-    __slots__ = ("task_id", "activity_id", "agent_id", "agent", "scope")
-
-    def __init__(self, activity_id: str, agent_id: str | None, agent: Any, scope: Any):
-        self.task_id: str | None = None
-        self.activity_id = activity_id
-        self.agent_id = agent_id
-        self.agent = agent
-        self.scope = scope
-
-
-class _ToolCallBuffer:
-    """Stands in for the process buffer while one tool runs; it only ever receives that tool's own task."""
-
-    __slots__ = ("buffer", "call")
-
-    def __init__(self, buffer: Any, call: _ToolCall):
-        self.buffer = buffer
-        self.call = call
-
-    def append(self, record: dict) -> None:
-        call = self.call
-        try:
-            if call.agent_id is not None:
-                record.setdefault("agent_id", call.agent_id)
-            used = record.get("used")
-            if used:
-                # MCP injects its request Context into tools that ask for it: a handle, not an input.
-                for key in [k for k, v in used.items() if _is_mcp_context(v)]:
-                    del used[key]
-            if call.agent is not None:
-                call.agent.message_handler(dict(record))
-        except Exception as exc:  # noqa: BLE001 - capture must never break the tool
-            report_internal_error("agent tool record", exc)
-        self.buffer.append(record)
-
-    def extend(self, records) -> None:
-        for record in records:
-            self.append(record)
+def _current_agent_id() -> str | None:
+    call = _call_var.get()
+    if call is not None:
+        return call[1]
+    agent = current_agent()
+    return str(agent.agent_id) if agent is not None and agent.agent_id is not None else None
 
 
 def _is_mcp_context(value: Any) -> bool:
@@ -116,38 +81,15 @@ def _is_mcp_context(value: Any) -> bool:
     return cls.__name__ == "Context" and cls.__module__.startswith("mcp.")
 
 
-def _make_body(func: Callable) -> Callable:
-    """``func`` as run by the task engine: notes the task id, and restores the real scope for the tool body.
-
-    The real scope matters: records captured inside the tool (model calls, nested ``@flowcept_task``) must go
-    to the process buffer, not through the tool's stand-in buffer.
-    """
-    if inspect.iscoroutinefunction(func):
-        @functools.wraps(func)
-        async def async_body(*args, **kwargs):
-            call = _call_var.get()
-            if call is None:
-                return await func(*args, **kwargs)
-            call.task_id = _parent_var.get()
-            token = _scope_var.set(call.scope)
-            try:
-                return await func(*args, **kwargs)
-            finally:
-                _scope_var.reset(token)
-        return async_body
-
-    @functools.wraps(func)
-    def body(*args, **kwargs):
-        call = _call_var.get()
-        if call is None:
-            return func(*args, **kwargs)
-        call.task_id = _parent_var.get()
-        token = _scope_var.set(call.scope)
-        try:
-            return func(*args, **kwargs)
-        finally:
-            _scope_var.reset(token)
-    return body
+def _on_tool_record(record: dict) -> None:
+    used = record.get("used")
+    if used:
+        # MCP injects its request Context into tools that ask for it: a handle, not an input.
+        for key in [k for k, v in used.items() if _is_mcp_context(v)]:
+            del used[key]
+    agent = current_agent()
+    if agent is not None:
+        agent.message_handler(dict(record))
 
 
 _AGENT_OPTIONS = frozenset({
@@ -187,48 +129,27 @@ def agent_flowcept_task(func: Callable | None = None, **options: Any):
 def _agent_wrapper(func: Callable, agent_id: Any = None, subtype: str = AGENT_TOOL_SUBTYPE,
                    output_names: Any = "result", **options: Any) -> Callable:
     fixed_agent = str(agent_id) if agent_id is not None else None
-    inner = _task_decorator(_make_body(func), subtype=subtype, output_names=output_names, **options)
     name = options.get("activity_id") or func.__name__
-    current_scope = _ctx.current_scope
-    Scope = _ctx.Scope
-
-    def open_call():
-        scope = current_scope()
-        if scope is None:
-            return None
-        agent = current_agent()
-        aid = fixed_agent or (str(agent.agent_id) if agent is not None and agent.agent_id is not None else None)
-        call = _ToolCall(name, aid, agent, scope)
-        stand_in = Scope(scope.workflow_id, scope.campaign_id, _ToolCallBuffer(scope.buffer, call), scope.settings,
-                         owner=scope.owner)
-        stand_in.telemetry = scope.telemetry
-        return call, _call_var.set(call), _scope_var.set(stand_in)
-
-    def close_call(tokens) -> None:
-        _scope_var.reset(tokens[2])
-        _call_var.reset(tokens[1])
+    inner = _task_decorator(func, subtype=subtype, output_names=output_names, on_record=_on_tool_record,
+                            agent_id=lambda: fixed_agent or _current_agent_id(), **options)
 
     if inspect.iscoroutinefunction(func):
         @functools.wraps(func)
         async def async_tool(*args, **kwargs):
-            tokens = open_call()
-            if tokens is None:
-                return await inner(*args, **kwargs)
+            token = _call_var.set((name, fixed_agent or _current_agent_id()))
             try:
                 return await inner(*args, **kwargs)
             finally:
-                close_call(tokens)
+                _call_var.reset(token)
         wrapper = async_tool
     else:
         @functools.wraps(func)
         def tool(*args, **kwargs):
-            tokens = open_call()
-            if tokens is None:
-                return inner(*args, **kwargs)
+            token = _call_var.set((name, fixed_agent or _current_agent_id()))
             try:
                 return inner(*args, **kwargs)
             finally:
-                close_call(tokens)
+                _call_var.reset(token)
         wrapper = tool
     wrapper.__flowcept_agent_tool__ = True
     _wrappers[func] = wrapper
@@ -264,11 +185,11 @@ def get_current_context_task() -> dict | None:
     subtype}``, or None outside a captured tool call.
     """
     call = _call_var.get()
-    if call is None:
+    scope = _ctx.current_scope()
+    if call is None or scope is None:
         return None
-    info = {"task_id": call.task_id, "activity_id": call.activity_id, "agent_id": call.agent_id,
-            "workflow_id": call.scope.workflow_id, "campaign_id": call.scope.campaign_id,
-            "subtype": AGENT_TOOL_SUBTYPE}
+    info = {"task_id": _parent_var.get(), "activity_id": call[0], "agent_id": call[1],
+            "workflow_id": scope.workflow_id, "campaign_id": scope.campaign_id, "subtype": AGENT_TOOL_SUBTYPE}
     return {k: v for k, v in info.items() if v is not None}
 
 
@@ -447,14 +368,7 @@ class FlowceptLLM:
         from flowcept.capture.task import FlowceptTask
 
         prompt = _render_prompt(args, kwargs)
-        agent_id = self.agent_id
-        if agent_id is None:
-            call = _call_var.get()
-            if call is not None and call.agent_id is not None:
-                agent_id = call.agent_id
-            else:
-                agent = current_agent()
-                agent_id = agent.agent_id if agent is not None else None
+        agent_id = self.agent_id if self.agent_id is not None else _current_agent_id()
         task = FlowceptTask(activity_id=self.activity_id, subtype=MODEL_INVOCATION_SUBTYPE, used={"prompt": prompt},
                             agent_id=agent_id, parent_task_id=self.parent_task_id, workflow_id=self.workflow_id,
                             campaign_id=self.campaign_id, custom_metadata=dict(self._metadata),

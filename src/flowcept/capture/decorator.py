@@ -144,10 +144,18 @@ def end_telemetry(task: dict, sampler) -> None:
 def _task_decorator(func: Callable, *, output_names=None, args_handler: Callable | None = None, tags=None,
                     custom_metadata: dict | None = None, subtype: str | None = None, agent_id=None,
                     source_agent_id=None, workflow_id: str | None = None, campaign_id: str | None = None,
-                    capture_telemetry: bool | None = None, activity_id: str | None = None) -> Callable:
+                    capture_telemetry: bool | None = None, activity_id: str | None = None,
+                    on_record: Callable[[dict], None] | None = None) -> Callable:
+    """The engine behind every task decorator.
+
+    Integrations extend it instead of wrapping it: ``agent_id`` may be a callable returning the id for each call
+    (None: no agent), and ``on_record(task)`` sees each finished task dict just before it is queued.
+    """
     binder = make_binder(func)
     to_generated = make_output_mapper(output_names, args_handler)
-    static = _static_fields(func, activity_id, tags, custom_metadata, subtype, agent_id, source_agent_id)
+    agent_of = agent_id if callable(agent_id) else None
+    static = _static_fields(func, activity_id, tags, custom_metadata, subtype,
+                            None if agent_of else agent_id, source_agent_id)
     name = static["activity_id"]
     lift_wf, lift_camp = _id_overrides(func) if args_handler is None else (True, True)
     lift = lift_wf or lift_camp
@@ -180,6 +188,14 @@ def _task_decorator(func: Callable, *, output_names=None, args_handler: Callable
         parent = parent_get()
         if parent is not None:
             task["parent_task_id"] = parent
+        if agent_of is not None:
+            try:
+                aid = agent_of()
+            except Exception as exc:  # noqa: BLE001
+                report_internal_error(f"agent id of {name}", exc)
+                aid = None
+            if aid is not None:
+                task["agent_id"] = str(aid)
         if capture_telemetry is None:
             sampler = scope.telemetry
         else:
@@ -209,6 +225,11 @@ def _task_decorator(func: Callable, *, output_names=None, args_handler: Callable
             task["stderr"] = str(error) or type(error).__name__
         if sampler is not None:
             end_telemetry(task, sampler)
+        if on_record is not None:
+            try:
+                on_record(task)
+            except Exception as exc:  # noqa: BLE001
+                report_internal_error(f"on_record of {name}", exc)
         return task
 
     if inspect.iscoroutinefunction(func):
@@ -248,7 +269,7 @@ def _task_decorator(func: Callable, *, output_names=None, args_handler: Callable
         scope.buffer.append(finish(task, started, clock(), result, None, sampler))
         return result
 
-    if args_handler is not None or capture_telemetry is not None:
+    if args_handler is not None or capture_telemetry is not None or agent_of is not None or on_record is not None:
         @functools.wraps(func)
         def wrapper(*args, **kwargs):
             scope = scope_get()
