@@ -99,3 +99,17 @@ def test_missing_psutil_fails_at_start(tmp_path):
                          env={"FLOWCEPT_SETTINGS_PATH": str(settings), "HOME": str(tmp_path),
                               "PATH": "/usr/bin:/bin"})
     assert out.stdout.startswith("ERR ") and "flowcept[telemetry]" in out.stdout, out.stderr
+
+
+def test_loop_capture_telemetry_override():
+    """FlowceptLoop(capture_telemetry=True) records end-of-iteration telemetry with telemetry off in settings."""
+    from flowcept import FlowceptLoop
+
+    with Flowcept() as f:
+        for _ in FlowceptLoop(range(2), loop_name="tl", capture_telemetry=True):
+            pass
+        for _ in FlowceptLoop(range(2), loop_name="plain"):
+            pass
+    tasks = Flowcept.db.task_query({"workflow_id": f.workflow_id})
+    with_tel = {t["activity_id"]: "telemetry_at_end" in t for t in tasks}
+    assert with_tel == {"tl_iteration": True, "plain_iteration": False} and len(tasks) == 4

@@ -19,7 +19,7 @@ from typing import Any
 
 from flowcept import context as _ctx
 from flowcept._internal_errors import report_internal_error
-from flowcept.capture.decorator import HOSTNAME
+from flowcept.capture.decorator import HOSTNAME, telemetry_sampler
 from flowcept.ids import new_id
 
 logger = logging.getLogger("flowcept")
@@ -71,6 +71,8 @@ class FlowceptLoop:
         workflow_id: workflow of the records; default: the running Flowcept's.
         items_length: the number of items of an iterator (avoids reading it into a list).
         capture_enabled: False makes this a plain iterator.
+        capture_telemetry: True/False forces end-of-iteration telemetry on or off for this loop (None: follow the
+            settings); True with telemetry off in the settings records a CPU/memory snapshot.
 
     Raises:
         TypeError: ``items`` is not iterable.
@@ -80,8 +82,9 @@ class FlowceptLoop:
 
     def __init__(self, items: Iterable | int, loop_name: str = "loop", item_name: str = "item",
                  parent_task_id: str | None = None, workflow_id: str | None = None, items_length: int = 0,
-                 capture_enabled: bool = True):
+                 capture_enabled: bool = True, capture_telemetry: bool | None = None):
         self.loop_name = loop_name
+        self.capture_telemetry = capture_telemetry
         self.item_name = item_name
         self.parent_task_id = parent_task_id
         self.workflow_id = workflow_id
@@ -137,7 +140,8 @@ class FlowceptLoop:
         clock = time.time
         parent_var = _parent_var
         id_ = new_id
-        sampler = scope.telemetry
+        sampler = scope.telemetry if self.capture_telemetry is None else \
+            telemetry_sampler(scope, self.capture_telemetry)
         hook = self._on_iteration if type(self)._on_iteration is not FlowceptLoop._on_iteration else None
         wf = self.workflow_id or scope.workflow_id
         camp = scope.campaign_id
