@@ -31,6 +31,7 @@ def make_sinks(settings, workflow_id: str | None) -> tuple[list, str | None]:
     transport = make_transport(settings)
     if transport is not None:
         sinks.append(transport)
+    sinks.extend(_taps)
     if not sinks:
         logger.warning("flowcept: no store, no message queue and no buffer file are enabled, so captured records "
                        "are discarded. Enable databases.sqlite, mq or project.dump_buffer in the settings.")
@@ -64,6 +65,28 @@ def release_buffer(buffer: BatchBuffer, timeout: float | None) -> bool:
     if last:
         return buffer.close(timeout)
     return buffer.flush(timeout)
+
+
+_taps: list = []
+
+
+def add_tap(tap) -> None:
+    """Also deliver every batch of this process to ``tap`` (a Sink; custom consumers use it)."""
+    with _lock:
+        _taps.append(tap)
+        buffer = _state["buffer"]
+        if buffer is not None and _state["pid"] == os.getpid():
+            buffer.sinks.append(tap)
+
+
+def remove_tap(tap) -> None:
+    """Stop delivering batches to ``tap``."""
+    with _lock:
+        if tap in _taps:
+            _taps.remove(tap)
+        buffer = _state["buffer"]
+        if buffer is not None and tap in buffer.sinks:
+            buffer.sinks.remove(tap)
 
 
 def current_dump_path() -> str | None:
