@@ -6,7 +6,6 @@ import logging
 import os
 import socket
 import threading
-import time
 
 import pytest
 
