@@ -67,6 +67,8 @@ def main() -> None:
     parser.add_argument("--pg-dsn", default=os.environ.get("FLOWCEPT_TEST_PG_DSN",
                                                            "postgresql://postgres@127.0.0.1:5432/test"))
     parser.add_argument("--sqlite", action="store_true", help="use SQLite even when PostgreSQL answers")
+    parser.add_argument("--parts", default="123", help="which measurements to run, e.g. 2 (default 123)")
+    parser.add_argument("--e2e-runs", type=int, default=3, help="end-to-end runs (the median is reported)")
     opts = parser.parse_args()
     work = tempfile.mkdtemp(prefix="flowcept-bench-dist-")
     os.chdir(work)
@@ -93,7 +95,7 @@ def main() -> None:
     try:
         # 1. per call, in-process keeper
         samples, stops = [], []
-        for _ in range(5):
+        for _ in range(5 if "1" in opts.parts else 0):
             with Flowcept(start_persistence=True, check_safe_stops=True) as f:
                 t0 = time.perf_counter()
                 for i in range(opts.calls):
@@ -104,32 +106,40 @@ def main() -> None:
             store = make_store(reload_settings())
             assert store.count("tasks", {"workflow_id": f.workflow_id}) == opts.calls
             store.close()
-        print(f"1. @flowcept_task, redis + in-process keeper -> {store_name}: "
-              f"{statistics.median(samples):.2f} us/call (median of 5 x {opts.calls}); "
-              f"stop() until all stored: {statistics.median(stops):.2f} s")
+        if samples:
+            print(f"1. @flowcept_task, redis + in-process keeper -> {store_name}: "
+                  f"{statistics.median(samples):.2f} us/call (median of 5 x {opts.calls}); "
+                  f"stop() until all stored: {statistics.median(stops):.2f} s")
 
         # 2. end to end: producer process -> Redis -> keeper process -> store
         script = os.path.join(work, "producer.py")
         with open(script, "w") as fh:
             fh.write(textwrap.dedent(PRODUCER))
-        keeper = subprocess.Popen([sys.executable, "-m", "flowcept.keeper"], stderr=subprocess.DEVNULL)
-        time.sleep(1.0)  # keeper connected and idle
-        wf = f"bench-{uuid.uuid4().hex[:8]}"
-        store = make_store(reload_settings())
-        t0 = time.perf_counter()
-        out = subprocess.run([sys.executable, script, str(opts.calls), wf], capture_output=True, text=True,
-                             check=True).stdout.split()
-        while store.count("tasks", {"workflow_id": wf}) < opts.calls:
-            time.sleep(0.01)
-        elapsed = time.perf_counter() - t0
-        keeper.terminate()
-        keeper.wait(30)
-        store.close()
-        print(f"2. end to end, 1 producer process -> Redis -> 1 keeper process -> {store_name}: "
-              f"{opts.calls / elapsed:,.0f} tasks/s ({opts.calls} tasks in {elapsed:.2f} s, producer alone "
-              f"{float(out[0]):.2f} s incl. interpreter start)")
+        rates = []
+        for _ in range(opts.e2e_runs if "2" in opts.parts else 0):
+            keeper = subprocess.Popen([sys.executable, "-m", "flowcept.keeper"], stderr=subprocess.DEVNULL)
+            time.sleep(1.0)  # keeper connected and idle
+            wf = f"bench-{uuid.uuid4().hex[:8]}"
+            store = make_store(reload_settings())
+            t0 = time.perf_counter()
+            out = subprocess.run([sys.executable, script, str(opts.calls), wf], capture_output=True, text=True,
+                                 check=True).stdout.split()
+            while store.count("tasks", {"workflow_id": wf}) < opts.calls:
+                time.sleep(0.01)
+            elapsed = time.perf_counter() - t0
+            keeper.terminate()
+            keeper.wait(30)
+            store.close()
+            rates.append(opts.calls / elapsed)
+            print(f"   run: {rates[-1]:,.0f} tasks/s ({opts.calls} tasks in {elapsed:.2f} s, producer alone "
+                  f"{float(out[0]):.2f} s incl. interpreter start)")
+        if rates:
+            print(f"2. end to end, 1 producer process -> Redis -> 1 keeper process -> {store_name}: "
+                  f"{statistics.median(rates):,.0f} tasks/s (median of {len(rates)} x {opts.calls} tasks)")
 
         # 3. producer memory with no keeper running
+        if "3" not in opts.parts:
+            return
         wf = f"bench-{uuid.uuid4().hex[:8]}"
         out = subprocess.run([sys.executable, script, "1000000", wf], capture_output=True, text=True,
                              check=True).stdout.split()

@@ -80,6 +80,65 @@ class TestMergeFunction:
         assert pg.find("workflows") == [{"type": "workflow", "workflow_id": "w", "name": "wf"}]
         assert pg.count("agents") == 1
 
+    def test_encoded_fast_path_mixes_new_and_stored_ids(self, pg):
+        """A batch holding each id once (the fast path, no grouping) inserts new ids and merges stored ones,
+        keeping a stored terminal status against a later RUNNING and merging dict fields key-wise."""
+        stored = [{"type": "task", "task_id": "old1", "status": "FINISHED", "used": {"x": 1}, "ended_at": 2.0},
+                  {"type": "task", "task_id": "old2", "status": "RUNNING", "generated": {"a": 1}}]
+        pg.upsert(stored)
+        batch = [{"type": "task", "task_id": "old1", "status": "RUNNING", "used": {"y": 2}, "started_at": 1.0},
+                 {"type": "task", "task_id": "new1", "status": "RUNNING"},
+                 {"type": "task", "task_id": "old2", "status": "ERROR", "generated": {"b": 2}},
+                 {"type": "task", "task_id": "new2", "status": "FINISHED", "used": {"z": 3}}]
+        assert pg.upsert_encoded(EncodedBatch.from_docs(batch)) == 4
+        assert pg._grouped_batches == 0  # no repeated id: the grouped statement was not needed
+        got = {d["task_id"]: d for d in pg.find("tasks")}
+        assert got == {"old1": merge_record(stored[0], batch[0]), "old2": merge_record(stored[1], batch[2]),
+                       "new1": batch[1], "new2": batch[3]}
+        assert got["old1"]["status"] == "FINISHED" and got["old1"]["used"] == {"x": 1, "y": 2}
+
+    def test_encoded_duplicates_fall_back_to_grouped(self, pg):
+        """Repeated ids in one batch (new and stored ones): the refused fast statement leaves nothing behind, the
+        grouped one merges in capture order, and the next batches go straight to the grouped statement."""
+        pg.upsert([{"type": "task", "task_id": "s", "status": "FINISHED", "used": {"a": 1}}])
+        batch = [{"type": "task", "task_id": "n", "status": "RUNNING", "used": {"p": 1}},
+                 {"type": "task", "task_id": "s", "status": "RUNNING", "used": {"b": 2}},
+                 {"type": "task", "task_id": "u", "status": "FINISHED"},
+                 {"type": "task", "task_id": "n", "status": "FINISHED", "generated": {"q": 2}},
+                 {"type": "task", "task_id": "s", "used": {"c": 3}},
+                 {"type": "task", "task_id": "n", "status": "RUNNING"}]
+        assert pg.upsert_encoded(EncodedBatch.from_docs(batch)) == 3
+        assert pg._grouped_batches > 0
+        got = {d["task_id"]: d for d in pg.find("tasks")}
+        assert got["n"] == coalesce([batch[0], batch[3], batch[5]])[0]
+        assert got["n"]["status"] == "FINISHED"
+        assert got["s"] == {"type": "task", "task_id": "s", "status": "FINISHED", "used": {"a": 1, "b": 2, "c": 3}}
+        assert got["u"] == batch[2]
+        assert pg.count("tasks") == 3
+        # Redelivery of the same batch (grouped path now) changes nothing.
+        assert pg.upsert_encoded(EncodedBatch.from_docs(batch)) == 3
+        assert {d["task_id"]: d for d in pg.find("tasks")} == got
+
+    def test_encoded_redelivery_is_idempotent(self, pg):
+        """The same fast-path batch written twice gives the same rows."""
+        batch = [{"type": "task", "task_id": f"t{i}", "status": "FINISHED", "used": {"i": i}} for i in range(50)]
+        batch.append({"type": "workflow", "workflow_id": "w", "name": "wf"})
+        assert pg.upsert_encoded(EncodedBatch.from_docs(batch)) == 51
+        first = sorted(pg.find("tasks"), key=lambda d: d["task_id"])
+        assert pg.upsert_encoded(EncodedBatch.from_docs(batch)) == 51
+        assert sorted(pg.find("tasks"), key=lambda d: d["task_id"]) == first
+        assert pg.find("workflows") == [batch[-1]]
+
+    def test_encoded_kinds_skipped_only_when_absent(self, pg):
+        """A kind whose name is not in the bytes is skipped; a name spelled with escapes, or whitespace around
+        the colon, still routes the record."""
+        raw = (b'[{"type": "t\\u0061sk", "task_id": "e1"},'
+               b' {"type" : "workflow", "workflow_id": "w1"}, {"type":"agent","agent_id":"g1"}]')
+        assert pg.upsert_encoded(EncodedBatch(raw, 3)) == 3
+        assert pg.find("tasks") == [{"type": "task", "task_id": "e1"}]
+        assert pg.count("workflows") == 1 and pg.count("agents") == 1
+        assert pg.upsert_encoded(EncodedBatch(b'[{"type":"object","object_id":"o"}]', 1)) == 0
+
     def test_nul_characters_are_replaced(self, pg):
         """A string holding U+0000 (which JSONB refuses) is stored with U+FFFD instead of failing the batch."""
         assert pg.upsert([{"type": "task", "task_id": "n", "used": {"s": "a\x00b"}}]) == 1

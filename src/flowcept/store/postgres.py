@@ -96,18 +96,38 @@ def _upsert_sql(table: str) -> str:
             f"AS a(e) ON CONFLICT (id) DO UPDATE SET doc = flowcept_merge(t.doc, EXCLUDED.doc)")
 
 
-def _encoded_upsert_sql(table: str) -> str:
-    # Records of one batch sharing an id are merged in capture order by the aggregate before the upsert.
+# The array is validated as ``json`` (a lexer pass, no tree) and each element is parsed to jsonb on its own: about
+# 25% cheaper than parsing the whole array to one jsonb value and copying each element out of it. OFFSET 0 keeps
+# the cast from being inlined into every reference (it would run three times per element).
+_ELEMENTS = ("(SELECT j::jsonb AS e{n} FROM json_array_elements(%s::json){ordinality} AS a(j{n}) OFFSET 0) AS s")
+
+
+def _encoded_upsert_sql(table: str, grouped: bool = True) -> str:
+    """The encoded-batch upsert into ``table``.
+
+    ``grouped``: records of one batch sharing an id are merged in capture order by the aggregate before the upsert.
+    Without it (the fast path) each record goes straight to ``ON CONFLICT``: the same result when the batch holds
+    each id once, and PostgreSQL refuses the statement (cardinality violation) when it does not.
+    """
     id_key = COLLECTIONS[table]
-    return (f"INSERT INTO {table} AS t (id, doc) "
-            f"SELECT e ->> '{id_key}', flowcept_merge_agg(e ORDER BY n) "
-            f"FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS a(e, n) "
-            f"WHERE e ->> 'type' = '{_KIND[table]}' AND e ->> '{id_key}' IS NOT NULL GROUP BY 1 "
+    where = f"WHERE e ->> 'type' = '{_KIND[table]}' AND e ->> '{id_key}' IS NOT NULL"
+    if grouped:
+        select = (f"SELECT e ->> '{id_key}', flowcept_merge_agg(e ORDER BY n) "
+                  f"FROM {_ELEMENTS.format(n=', n', ordinality=' WITH ORDINALITY')} {where} GROUP BY 1")
+    else:
+        select = f"SELECT e ->> '{id_key}', e FROM {_ELEMENTS.format(n='', ordinality='')} {where}"
+    return (f"INSERT INTO {table} AS t (id, doc) {select} "
             f"ON CONFLICT (id) DO UPDATE SET doc = flowcept_merge(t.doc, EXCLUDED.doc)")
 
 
+# (marker, fast statement, grouped statement) per collection. Each statement parses the whole array, so a kind
+# whose quoted name (``"task"``) is not in the bytes is skipped; a ``\u`` escape anywhere disables the skip (the
+# name could be spelled with escapes).
+_ENCODED_UPSERTS = tuple((f'"{_KIND[table]}"'.encode(), _encoded_upsert_sql(table, grouped=False),
+                          _encoded_upsert_sql(table)) for table in COLLECTIONS)
 _UPSERTS = {table: _upsert_sql(table) for table in COLLECTIONS}
-_ENCODED_UPSERTS = tuple(_encoded_upsert_sql(table) for table in COLLECTIONS)
+#: After a batch with repeated ids, this many batches go straight to the grouped statements.
+_GROUPED_BATCHES = 8
 
 
 class _IndexedDialect(PostgresDialect):
@@ -181,6 +201,7 @@ class PostgresStore:
         self._pid = os.getpid()
         self._closed = False
         self._schema_ready = False
+        self._grouped_batches = 0  # batches left to send straight to the grouped statements
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.where!r})"
@@ -343,11 +364,28 @@ class PostgresStore:
         (``flowcept_merge_agg``) and then merged into the stored rows, so the work runs outside the GIL. Records
         are routed by their ``type``; those without their id key are skipped.
         """
-        array = batch.array().decode()
+        raw = batch.array()
+        escaped = b"\\u" in raw
+        kinds = [(fast, grouped) for marker, fast, grouped in _ENCODED_UPSERTS if escaped or marker in raw]
+        if not kinds:
+            return 0
+        array = raw.decode()
 
         def work(conn) -> int:
             with conn.transaction():
-                return sum(conn.execute(stmt, (array,)).rowcount for stmt in _ENCODED_UPSERTS)
+                if self._grouped_batches > 0:
+                    self._grouped_batches -= 1
+                    return sum(conn.execute(grouped, (array,)).rowcount for _, grouped in kinds)
+                written = 0
+                for fast, grouped in kinds:
+                    try:
+                        with conn.transaction():  # a savepoint: a refused fast statement leaves no trace
+                            written += conn.execute(fast, (array,)).rowcount
+                    except psycopg.errors.CardinalityViolation:
+                        # Some id occurs twice in the batch: merge those records in order first.
+                        self._grouped_batches = _GROUPED_BATCHES
+                        written += conn.execute(grouped, (array,)).rowcount
+                return written
 
         try:
             return self._run("upsert", work)
