@@ -162,3 +162,57 @@ def test_stop_waits_without_fixed_sleeps(env):
     store = make_store(env)
     assert store.count("tasks", {"workflow_id": f.workflow_id}) == 1
     store.close()
+
+
+@pytest.mark.postgres
+def test_keeper_to_postgres_merges_repeated_ids_across_entries(env, pg_dsn):
+    """Entries read together are one batch: ids repeated across them (new and stored ones) merge in stream order,
+    a stored terminal status survives a later RUNNING, and redelivering the entries changes nothing."""
+    import orjson
+
+    pytest.importorskip("psycopg")
+    from flowcept.keeper import Keeper
+    from flowcept.keeper.merge import coalesce, merge_record
+    from flowcept.settings import get_settings
+    from flowcept.store.postgres import PostgresStore
+    from flowcept.transport.redis_streams import DEFAULT_GROUP
+    from tests.store._pg import private_schema
+
+    client = redis_client()
+    entries = [
+        [{"type": "task", "task_id": "a", "status": "RUNNING", "used": {"x": 1}},
+         {"type": "task", "task_id": "s", "status": "RUNNING", "used": {"p": 1}}],
+        [{"type": "task", "task_id": "a", "status": "FINISHED", "generated": {"y": 2}},
+         {"type": "task", "task_id": "c", "status": "FINISHED"}],
+        [{"type": "task", "task_id": "a", "status": "RUNNING", "used": {"z": 3}},
+         {"type": "workflow", "workflow_id": "w", "status": "RUNNING"}],
+    ]
+    stored = {"type": "task", "task_id": "s", "status": "ERROR", "used": {"o": 0}}
+    with private_schema(pg_dsn) as dsn:
+        store = PostgresStore(dsn)
+        store.upsert([stored])
+        for recs in entries:
+            client.xadd(env["stream"], {"b": orjson.dumps(recs), "e": "json", "n": len(recs)})
+        keeper = Keeper(get_settings(), store=store, read_count=8).start()
+        try:
+            wait_for(lambda: keeper.stats.entries >= 3, 30, "3 entries")
+            expected = {"a": coalesce([entries[0][0], entries[1][0], entries[2][0]])[0],
+                        "s": merge_record(stored, entries[0][1]), "c": entries[1][1]}
+            assert expected["a"]["status"] == "FINISHED" and expected["s"]["status"] == "ERROR"
+            assert {d["task_id"]: d for d in store.find("tasks")} == expected
+            # A later entry (fast path, one record per id) keeps the terminal status too.
+            client.xadd(env["stream"], {"b": orjson.dumps([{"type": "task", "task_id": "a", "status": "RUNNING"}]),
+                                        "e": "json", "n": 1})
+            wait_for(lambda: keeper.stats.entries >= 4, 30, "4 entries")
+            assert store.find("tasks", {"task_id": "a"}) == [expected["a"]]
+            assert client.xpending(env["stream"], DEFAULT_GROUP)["pending"] == 0
+        finally:
+            keeper.stop()
+        # Redelivery: the same entries written again give the same rows.
+        again = Keeper(get_settings(), store=PostgresStore(dsn), read_count=8)
+        for recs in entries:
+            again._commit([orjson.dumps(recs)[1:-1]], [], len(recs))
+        assert {d["task_id"]: d for d in store.find("tasks")} == expected
+        assert store.count("workflows") == 1
+        again.store.close()
+        store.close()
