@@ -89,6 +89,14 @@ def remove_tap(tap) -> None:
             buffer.sinks.remove(tap)
 
 
+def flush_pending(timeout: float = 30.0) -> None:
+    """Deliver what this process captured so far (no-op without a running pipeline or on the flusher itself)."""
+    buffer = _state["buffer"]
+    if buffer is None or _state["pid"] != os.getpid() or threading.current_thread() is buffer._thread:
+        return
+    buffer.flush(timeout)
+
+
 def current_dump_path() -> str | None:
     """The JSONL buffer file the running pipeline writes, if any."""
     return _state["dump_path"] if _state["buffer"] is not None else None

@@ -456,3 +456,26 @@ class TestBufferFile:
         assert {r["type"]: r.get("status") for r in dumped} == {"workflow": "FINISHED", "task": "FINISHED"}
         df = f.get_buffer(return_df=True)
         assert len(df) == 2
+
+
+class TestQueryAPI:
+    def test_db_api_round_trip(self):
+        """Flowcept.db: typed workflow objects, current workflow's tasks, projection/sort/limit, DataFrames."""
+        from flowcept import WorkflowObject
+        from flowcept.commons.vocabulary import Status
+
+        with Flowcept(workflow_name="q", workflow_args={"a": 1}) as f:
+            for i in range(4):
+                square(i)
+            live = Flowcept.db.get_tasks_from_current_workflow()
+        assert len(live) == 4
+        wf = Flowcept.db.get_workflow_object(f.workflow_id)
+        assert isinstance(wf, WorkflowObject) and wf.name == "q" and wf.used == {"a": 1}
+        assert wf.status is Status.FINISHED
+        assert Flowcept.db.get_workflow_object("nope") is None
+        top = Flowcept.db.query({"workflow_id": f.workflow_id}, projection=["used.x"], sort=[("used.x", -1)],
+                                limit=2)
+        assert top == [{"used": {"x": 3}}, {"used": {"x": 2}}]
+        assert Flowcept.db.query({"name": "q"}, collection="workflows")[0]["workflow_id"] == f.workflow_id
+        df = Flowcept.db.to_df(filter={"workflow_id": f.workflow_id})
+        assert sorted(df["used.x"]) == [0, 1, 2, 3]

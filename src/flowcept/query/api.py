@@ -69,6 +69,11 @@ class DBAPI:
                     key="databases",
                 )
             self._store = store
+        if self._owns_store:
+            # Read your writes: what this process captured so far is in the store before the query runs.
+            from flowcept._runtime import flush_pending
+
+            flush_pending()
         return self._store
 
     # ------------------------------------------------------------------------------------------ queries
