@@ -262,13 +262,13 @@ class TestDefaults:
         assert (s.mq.type, s.mq.host, s.mq.port, s.mq.uri, s.mq.channel) == (
             "redis", "localhost", 6379, None, "interception")
         assert (s.mq.buffer_size, s.mq.insertion_buffer_time_secs) == (50, 5)
-        assert (s.mq.spill_path, s.mq.reconnect_deadline_secs) == ("flowcept_spill.jsonl", 30.0)
+        assert (s.mq.spill_path, s.mq.reconnect_deadline_secs) == ("flowcept_spill.jsonl", 2.0)
         assert s.databases.sqlite.enabled is True
         assert s.databases.sqlite.path == os.path.join(str(clean_env), ".flowcept", "flowcept.sqlite")
         assert s.databases.postgres.enabled is False
         assert s.databases.store_kind == "sqlite"
         assert dataclasses.asdict(s.buffer) == {
-            "batch_size": 2000, "flush_interval_secs": 0.1, "max_size": 200000, "full_wait_secs": 5.0,
+            "batch_size": 2000, "flush_interval_secs": 0.1, "max_size": 20000, "full_wait_secs": 5.0,
             "stop_timeout_secs": 60.0,
         }
         assert s.extra_metadata == {} and s.adapters == {}
@@ -332,7 +332,7 @@ class TestFile:
         assert s.project.dump_buffer.enabled is True
         assert s.project.name == "flowcept"
         assert s.buffer.batch_size == 10
-        assert s.buffer.max_size == 200000
+        assert s.buffer.max_size == 20000
 
     def test_reference_file_loads_with_one_warning(self, tmp_path):
         """A reference-style file with every key loads and warns once, naming every ignored key."""

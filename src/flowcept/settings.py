@@ -231,9 +231,13 @@ class MQSettings:
     same_as_kvdb: bool = _key(False, "Reference only (share the KV connection).")
     bin: str | None = _key(None, "Reference only (redis-server binary for the CLI).")
     conf_file: str | None = _key(None, "Reference only (redis-server config for the CLI).")
-    spill_path: str = _key("flowcept_spill.jsonl", "File that records unconfirmed at stop() are spilled to.",
+    spill_path: str = _key("flowcept_spill.jsonl",
+                           "Base name of the files batches are spilled to while the broker is unreachable (each "
+                           "process writes <stem>_<host>_<pid>.jsonl, replays it into the stream once the broker "
+                           "is back, then deletes it; `flowcept ingest` loads one left behind).",
                            env="FLOWCEPT_MQ_SPILL_PATH")
-    reconnect_deadline_secs: float = _key(30.0, "How long publishing retries a lost broker before spilling.",
+    reconnect_deadline_secs: float = _key(2.0, "How long publishing retries a lost broker before spilling (the "
+                                          "buffer holds what is captured meanwhile; keep it short).",
                                           env="FLOWCEPT_MQ_RECONNECT_DEADLINE_SECS", min=0)
 
 
@@ -407,9 +411,11 @@ class BufferSettings:
                            env="FLOWCEPT_BUFFER_BATCH_SIZE", min=1)
     flush_interval_secs: float = _key(0.1, "Longest time a record waits in the buffer.",
                                       env="FLOWCEPT_BUFFER_FLUSH_INTERVAL_SECS", min=0)
-    max_size: int = _key(200000, "Records the buffer holds before appends wait (then spill).",
+    max_size: int = _key(20000, "Records the buffer holds before appends wait for room (bounds the memory of a "
+                                "process that captures faster than its store writes).",
                          env="FLOWCEPT_BUFFER_MAX_SIZE", min=1)
-    full_wait_secs: float = _key(5.0, "How long an append waits on a full buffer before spilling.",
+    full_wait_secs: float = _key(5.0, "How long appends wait on a full buffer while nothing at all is delivered "
+                                      "before records are dropped (counted in stop()'s report, logged).",
                                  env="FLOWCEPT_BUFFER_FULL_WAIT_SECS", min=0)
     stop_timeout_secs: float = _key(60.0, "stop() deadline for every buffered record to be confirmed.",
                                     env="FLOWCEPT_BUFFER_STOP_TIMEOUT_SECS", min=0)

@@ -167,7 +167,7 @@ def test_redis_down_for_ten_seconds_loses_nothing(tmp_path, monkeypatch):
                     subprocess.run(REDIS_RESTART, check=True, capture_output=True)
                     wait_for(redis_up, 20, "redis to restart")
                     started = True
-                time.sleep(0.01)  # ~15-20k tasks/s: the buffer holds the outage without blocking the caller
+                time.sleep(0.01)  # ~15-20k tasks/s: a workload the keeper keeps up with in normal times
         assert stopped and started
         store = make_store(env)
         assert store.count("tasks", {"workflow_id": f.workflow_id}) == i
@@ -236,3 +236,32 @@ def test_postgres_down_for_ten_seconds_loses_nothing(tmp_path, monkeypatch, pg_d
         finally:
             proxy.cut()
             cleanup_stream(env["stream"])
+
+
+def test_keepers_lagging_past_the_window_spill_and_replay(tmp_path, monkeypatch, caplog):
+    """A producer far ahead of the keepers parks batches on disk (memory stays bounded) and sends them on as the
+    keepers catch up: every record stored, the spill file gone."""
+    import glob
+
+    from flowcept import Flowcept, flowcept_task
+    from flowcept.transport import redis_streams
+
+    env = redis_settings(tmp_path, monkeypatch)
+    monkeypatch.setattr(redis_streams, "RETAIN_MAX_BYTES", 256 * 1024)
+
+    @flowcept_task
+    def double(x):
+        return 2 * x
+
+    try:
+        with Flowcept(start_persistence=True, check_safe_stops=True) as f:
+            for i in range(60_000):
+                double(i)
+        assert f.report.dropped == 0
+        store = make_store(env)
+        assert store.count("tasks", {"workflow_id": f.workflow_id}) == 60_000
+        store.close()
+        assert glob.glob(env["spill"][:-len(".jsonl")] + "_*") == []
+        assert "is now in Redis" in caplog.text  # the overflow path was taken
+    finally:
+        cleanup_stream(env["stream"])

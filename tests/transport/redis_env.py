@@ -23,7 +23,7 @@ def redis_client():
     return redis.Redis(host="127.0.0.1", port=6379)
 
 
-def redis_settings(tmp_path, monkeypatch, *, deadline: float = 30.0, store: str = "sqlite", extra: str = "",
+def redis_settings(tmp_path, monkeypatch, *, deadline: float = 2.0, store: str = "sqlite", extra: str = "",
                    pg_dsn: str | None = None) -> dict:
     """Write settings with the redis transport on a fresh stream; returns {stream, db, spill, path}."""
     stream = f"fc_test_{uuid.uuid4().hex[:12]}"

@@ -64,10 +64,11 @@ class TestRedisStreamTransport:
             assert transport.write(_batch(4)) == 0
             assert transport.write(_batch(3, 4)) == 0
             assert transport.flush() is False
-        lines = open(env["spill"], "rb").read().splitlines()
+        assert transport.spill_path.startswith(env["spill"][:-len(".jsonl")] + "_")
+        lines = open(transport.spill_path, "rb").read().splitlines()
         assert [orjson.loads(line) for line in lines] == _batch(7).docs
         assert transport.spilled == 7
-        assert env["spill"] in caplog.text
+        assert transport.spill_path in caplog.text
 
     def test_spill_file_ingests_idempotently(self, env, tmp_path):
         """ingest_file loads a spill file into the store; loading it twice changes nothing."""

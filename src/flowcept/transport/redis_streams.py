@@ -4,7 +4,9 @@
 
     flusher ──write(batch)──▶ XADD <mq.channel> * b <JSON array> p <producer> s <seq> n <count> e json
                │  broker lost: retry with backoff while the buffer keeps queueing (capture runs on)
-               │  still lost after mq.reconnect_deadline_secs: append the batch to mq.spill_path (JSONL)
+               │  still lost after mq.reconnect_deadline_secs: append the batch to this process's spill file
+               │  (mq.spill_path + "_<host>_<pid>", JSONL) and carry on; once the broker answers again, the spill
+               │  file is replayed into the stream and deleted
                ▼
     retained copies of sent batches, dropped once the keepers' group has acknowledged them (stream positions);
     resent when the broker came back without them (a restart without persistence)
@@ -36,17 +38,23 @@ from flowcept.errors import BackendUnavailableError, TransportError
 try:
     import redis
     from redis import exceptions as redis_exc
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
 except ImportError as _exc:  # pragma: no cover - exercised without the extra
     raise BackendUnavailableError("the redis transport (mq.type: redis)", "redis") from _exc
 
 logger = logging.getLogger("flowcept")
 
 DEFAULT_GROUP = "flowcept_keeper"
-RETAIN_MAX_BYTES = 64 * 1024 * 1024  # copies of sent batches kept until the keepers acknowledge them
+# Copies of sent batches are kept until the keepers acknowledge them; beyond this many bytes unacknowledged, new
+# batches wait in the spill file instead (memory stays bounded, and a Redis restart without persistence can
+# always be repaired from the copies).
+RETAIN_MAX_BYTES = 64 * 1024 * 1024
 PRODUCERS_TTL_SECS = 7 * 24 * 3600
 _BACKOFF_MAX_SECS = 1.0
 _RETRY_AFTER_DEADLINE_SECS = 1.0  # past the deadline, try the broker at most this often; spill meanwhile
 _PRUNE_EVERY_SECS = 0.5
+_WINDOW_RECHECK_SECS = 0.02  # while the window is full, ask Redis for the keepers' progress at most this often
 
 # Failures that mean "the broker is away": retried, then spilled.
 _LOST = (redis_exc.ConnectionError, redis_exc.TimeoutError, redis_exc.BusyLoadingError)
@@ -61,9 +69,18 @@ def redis_errors(action: str) -> Iterator[None]:
         raise TransportError(f"Redis: {action} failed: {exc}") from exc
 
 
+def spill_file_path(base: str) -> str:
+    """This process's spill file: ``base`` with ``_<host>_<pid>`` before the suffix (never shared by processes)."""
+    root, ext = os.path.splitext(os.path.abspath(base))
+    return f"{root}_{socket.gethostname()}_{os.getpid()}{ext or '.jsonl'}"
+
+
 def connect(mq) -> "redis.Redis":
     """A Redis client for the ``mq`` settings (``uri`` wins over host/port/password; ``rediss://`` is TLS)."""
-    opts = dict(socket_connect_timeout=2.0, socket_timeout=30.0, socket_keepalive=True, health_check_interval=30)
+    # No retries inside redis-py (its default retries a refused connection for seconds): our callers retry with
+    # their own deadlines, and the flusher must learn at once that the broker is away.
+    opts = dict(socket_connect_timeout=2.0, socket_timeout=30.0, socket_keepalive=True, health_check_interval=30,
+                retry=Retry(NoBackoff(), 0))
     if mq.uri:
         return redis.Redis.from_url(mq.uri, **opts)
     return redis.Redis(host=mq.host, port=mq.port, password=mq.password, **opts)
@@ -162,7 +179,7 @@ class RedisStreamTransport:
         self.mq = mq
         self.stream = mq.channel
         self.group = group_name(mq)
-        self.spill_path = os.path.abspath(mq.spill_path)
+        self.spill_path = spill_file_path(mq.spill_path)
         self.reconnect_deadline_secs = float(mq.reconnect_deadline_secs)
         self.producer_id = new_producer_id()
         self.sent = 0  # records acknowledged by Redis
@@ -179,6 +196,7 @@ class RedisStreamTransport:
         self._last_prune = 0.0
         self._check_loss = False
         self._spill_fd: int | None = None
+        self._replay_offset = 0  # bytes of the spill file already sent on
         self._lock = threading.Lock()  # client (re)creation
         self._closed = False
 
@@ -204,6 +222,8 @@ class RedisStreamTransport:
                 self._retained.clear()
                 self._retained_bytes = 0
                 self._spill_fd = None
+                self._replay_offset = 0
+                self.spill_path = spill_file_path(self.mq.spill_path)
             if self._client is None:
                 self._client = connect(self.mq)
             return self._client
@@ -216,6 +236,13 @@ class RedisStreamTransport:
         return 0
 
     def _send(self, fields: dict, count: int, batch=None) -> None:
+        if self.spilled or self._over_window():
+            # Keep order simple and memory bounded: while records wait on disk, or the keepers lag by more than
+            # the retained window, new batches join the spill file; replay sends them on as the window frees.
+            self._spill(fields, count, batch)
+            if self._broker_back():
+                self._replay_some()
+            return
         delay = 0.05
         while True:
             now = time.monotonic()
@@ -248,22 +275,50 @@ class RedisStreamTransport:
                 logger.warning("flowcept: Redis refused a batch (%s)", exc)
                 self._spill(fields, count, batch)
                 return
+            self._on_sent(entry_id, fields, count)
             if self._down_since is not None:
                 logger.warning("flowcept: Redis at %s is reachable again", self._where())
                 self._down_since = None
-            self._on_sent(entry_id, fields, count)
             return
+
+    def _broker_back(self) -> bool:
+        """Whether Redis answers (after an outage, asked at most every _RETRY_AFTER_DEADLINE_SECS)."""
+        if self._down_since is None:
+            return True
+        now = time.monotonic()
+        if now - self._last_try < _RETRY_AFTER_DEADLINE_SECS:
+            return False
+        self._last_try = now
+        try:
+            self.client.ping()
+            if self._check_loss:
+                self._resend_if_lost()
+        except redis_exc.RedisError:
+            self._drop_client()
+            return False
+        logger.warning("flowcept: Redis at %s is reachable again", self._where())
+        self._down_since = None
+        return True
+
+    def _over_window(self) -> bool:
+        """Whether the batches sent and not yet acknowledged exceed the retained window (after a fresh look)."""
+        if self._retained_bytes < RETAIN_MAX_BYTES:
+            return False
+        now = time.monotonic()
+        if now - self._last_prune >= _WINDOW_RECHECK_SECS:
+            self._last_prune = now
+            self._prune()
+        return self._retained_bytes >= RETAIN_MAX_BYTES
 
     def _on_sent(self, entry_id, fields: dict, count: int) -> None:
         entry_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
         self.last_id = entry_id
         self.sent += count
         size = len(fields["b"])
+        # Kept until the keepers acknowledge the entry, so a Redis restart without persistence loses nothing;
+        # _send stops sending (and spills) when these exceed RETAIN_MAX_BYTES.
         self._retained.append((parse_id(entry_id), entry_id, fields, size))
         self._retained_bytes += size
-        while self._retained_bytes > RETAIN_MAX_BYTES and len(self._retained) > 1:
-            # Oldest copies go first: they are safe in Redis unless it also restarts without persistence.
-            self._retained_bytes -= self._retained.popleft()[3]
         now = time.monotonic()
         if now - self._last_prune >= _PRUNE_EVERY_SECS:
             self._last_prune = now
@@ -318,6 +373,55 @@ class RedisStreamTransport:
                            "later with `flowcept ingest %s`)", self._where(), self.spill_path, self.spill_path)
         self.spilled += count
 
+    def _replay_some(self, chunk: int = 2000) -> None:
+        """Send spilled records on to the stream while the retained window has room; delete the spill file once
+        it is all sent. Only this process writes its spill file, so reading it from an offset is safe."""
+        sent = 0
+        try:
+            with open(self.spill_path, "rb") as f:
+                f.seek(self._replay_offset)
+                lines: list[bytes] = []
+                while self.spilled and not self._over_window():
+                    line = f.readline()
+                    if line.strip():
+                        lines.append(line.strip())
+                    if lines and (len(lines) >= chunk or not line):
+                        sent += self._xadd_lines(lines)
+                        self._replay_offset = f.tell()
+                        lines = []
+                    if not line:
+                        break
+        except FileNotFoundError:
+            self.spilled = 0
+        except _LOST as exc:
+            logger.warning("flowcept: Redis lost while replaying %s (%s); it will be retried", self.spill_path, exc)
+            self._down_since = time.monotonic()
+            self._check_loss = True
+            self._drop_client()
+        except redis_exc.RedisError as exc:
+            logger.warning("flowcept: Redis refused replayed records from %s (%s)", self.spill_path, exc)
+        if sent:
+            logger.info("flowcept: replayed %d spilled record(s) from %s into Redis", sent, self.spill_path)
+        if self.spilled <= 0:
+            self.spilled = 0
+            self._replay_offset = 0
+            if self._spill_fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(self._spill_fd)
+                self._spill_fd = None
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(self.spill_path)
+            if sent:
+                logger.warning("flowcept: every spilled record from %s is now in Redis", self.spill_path)
+
+    def _xadd_lines(self, lines: list[bytes]) -> int:
+        self._seq += 1
+        fields = {"b": b"[" + b",".join(lines) + b"]", "p": self.producer_id, "s": self._seq, "n": len(lines),
+                  "e": "json"}
+        self._on_sent(self.client.xadd(self.stream, fields), fields, len(lines))
+        self.spilled -= len(lines)
+        return len(lines)
+
     def _drop_client(self) -> None:
         with self._lock:
             client, self._client = self._client, None
@@ -338,7 +442,19 @@ class RedisStreamTransport:
         self._hurry_by = deadline
 
     def flush(self, timeout: float | None = None) -> bool:
-        """True when every batch written so far is in Redis (``write`` returns only after XADD answered)."""
+        """Send spilled records on (waiting for the keepers to free the retained window, and for a lost broker to
+        come back) until none is left or the deadline passes: ``timeout``, else the stop() deadline given to
+        :meth:`hurry`, else ``reconnect_deadline_secs``. True when every record written so far is in Redis."""
+        if self.spilled:
+            now = time.monotonic()
+            deadline = now + timeout if timeout is not None else (self._hurry_by or now + self.reconnect_deadline_secs)
+            while self.spilled and time.monotonic() < deadline:
+                if not self._broker_back():
+                    time.sleep(0.05)
+                    continue
+                self._replay_some()
+                if self.spilled:
+                    time.sleep(0.02)
         if self._spill_fd is not None:
             with contextlib.suppress(OSError):
                 os.fsync(self._spill_fd)
