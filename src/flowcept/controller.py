@@ -107,10 +107,13 @@ class Flowcept(metaclass=_FlowceptMeta):
             save_workflow = bool(kwargs.pop("save_workflows"))
         self.settings = get_settings()
         if interceptors is None:
-            interceptors = ["instrumentation"] if self.settings.instrumentation.enabled else []
+            interceptors = ["instrumentation"]
         elif isinstance(interceptors, str):
             interceptors = [interceptors]
         interceptors = list(interceptors)
+        if not self.settings.instrumentation.enabled:
+            # The master switch wins over arguments: decorators, loops and tasks stay pass-throughs.
+            interceptors = [kind for kind in interceptors if kind != "instrumentation"]
         for kind in interceptors:
             if kind not in KNOWN_INTERCEPTORS:
                 raise ConfigError(f"unknown interceptor {kind!r}; known: {', '.join(KNOWN_INTERCEPTORS)}",
@@ -118,7 +121,11 @@ class Flowcept(metaclass=_FlowceptMeta):
         allowed = set().union(*(ADAPTER_KWARGS.get(k, set()) for k in interceptors))
         unknown = sorted(set(kwargs) - allowed)
         if unknown:
+            owners = {arg: kind for kind, args in ADAPTER_KWARGS.items() for arg in args}
+            hints = [f"{arg!r} belongs to the {owners[arg]!r} adapter: add it, e.g. "
+                     f"interceptors=['instrumentation', '{owners[arg]}']" for arg in unknown if arg in owners]
             raise TypeError(f"Flowcept() got unexpected keyword argument(s) {', '.join(map(repr, unknown))}"
+                            + (f"; {'; '.join(hints)}" if hints else "")
                             + (f"; adapter arguments accepted here: {', '.join(sorted(allowed))}" if allowed else ""))
         self.interceptors = interceptors
         self.adapter_args = args
@@ -266,7 +273,13 @@ class Flowcept(metaclass=_FlowceptMeta):
         return self.start()
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self.stop(_error=exc)
+        if exc is None:
+            self.stop()
+            return
+        try:
+            self.stop(_error=exc)
+        except Exception as stop_exc:  # noqa: BLE001 - never mask the user's own exception
+            logger.error("flowcept: stop() failed while an exception from the `with` block propagates: %s", stop_exc)
 
     # ---- pieces -------------------------------------------------------------------------------------------
     def _make_telemetry(self):

@@ -479,3 +479,69 @@ class TestQueryAPI:
         assert Flowcept.db.query({"name": "q"}, collection="workflows")[0]["workflow_id"] == f.workflow_id
         df = Flowcept.db.to_df(filter={"workflow_id": f.workflow_id})
         assert sorted(df["used.x"]) == [0, 1, 2, 3]
+
+
+class TestQAFixes:
+    def test_user_exception_not_masked_by_stop_failure(self, tmp_path, monkeypatch):
+        """If stop() fails while the with-block raises, the user's exception still propagates unchanged."""
+        write_settings(tmp_path, "mq:\n  enabled: true\n  port: 1\n  reconnect_deadline_secs: 0.2\n"
+                                 "buffer:\n  stop_timeout_secs: 1\n", monkeypatch)
+        with pytest.raises(ValueError, match="mine"):
+            with Flowcept(start_persistence=False):
+                square(1)
+                raise ValueError("mine")
+
+    def test_instrumentation_disabled_wins_over_arguments(self, tmp_path, monkeypatch):
+        """instrumentation.enabled: false makes capture a pass-through even with interceptors=['instrumentation']."""
+        write_settings(tmp_path, "instrumentation:\n  enabled: false\n", monkeypatch)
+        with Flowcept(interceptors=["instrumentation"]) as f:
+            assert square(3) == 9
+            FlowceptTask(activity_id="t").end()
+        assert f.enabled is False and not os.path.exists("flowcept_buffer.jsonl")
+
+    def test_args_handler_gets_named_arguments(self):
+        """A custom args_handler receives the call's arguments bound to parameter names, even positional ones."""
+        def handler(*args, **kwargs):
+            assert not args
+            return {k: v for k, v in kwargs.items() if k != "big"}
+
+        @flowcept_task(args_handler=handler, output_names="r")
+        def work(x, big, scale=2):
+            return x * scale
+
+        with Flowcept() as f:
+            work(3, [0] * 100)
+        (task,) = tasks_of(f.workflow_id)
+        assert task["used"] == {"x": 3, "scale": 2} and task["generated"] == {"r": 6}
+
+    def test_lightweight_records_errors(self):
+        """@lightweight_flowcept_task records a raising call as ERROR and re-raises it unchanged."""
+        from flowcept import lightweight_flowcept_task
+
+        @lightweight_flowcept_task
+        def boom(x):
+            raise KeyError(x)
+
+        with Flowcept() as f:
+            with pytest.raises(KeyError):
+                boom(5)
+        (task,) = tasks_of(f.workflow_id)
+        assert task["status"] == "ERROR" and task["stderr"] == "5" and task["used"] == {"x": 5}
+
+    def test_partial_and_callable_objects(self):
+        """functools.partial and callable objects can be decorated; the activity is the underlying name."""
+        import functools
+
+        def scale(x, k):
+            return x * k
+
+        triple = flowcept_task(functools.partial(scale, k=3))
+        with Flowcept() as f:
+            assert triple(2) == 6
+        (task,) = tasks_of(f.workflow_id)
+        assert task["activity_id"] == "scale" and task["used"] == {"x": 2, "k": 3}
+
+    def test_adapter_argument_hint(self):
+        """An adapter argument without its interceptor says which interceptor to add."""
+        with pytest.raises(TypeError, match=r"interceptors=\['instrumentation', 'dask'\]"):
+            Flowcept(dask_client=object())

@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from flowcept import context as _ctx
 from flowcept._internal_errors import report_internal_error
-from flowcept.capture.decorator import _check_options, _task_decorator
+from flowcept.capture.decorator import _check_options, _task_decorator, name_of
 
 __all__ = ["FlowceptLLM", "agent_flowcept_task", "bind_agent_tools", "get_current_context_task"]
 
@@ -129,7 +129,7 @@ def agent_flowcept_task(func: Callable | None = None, **options: Any):
 def _agent_wrapper(func: Callable, agent_id: Any = None, subtype: str = AGENT_TOOL_SUBTYPE,
                    output_names: Any = "result", **options: Any) -> Callable:
     fixed_agent = str(agent_id) if agent_id is not None else None
-    name = options.get("activity_id") or func.__name__
+    name = options.get("activity_id") or name_of(func)
     inner = _task_decorator(func, subtype=subtype, output_names=output_names, on_record=_on_tool_record,
                             agent_id=lambda: fixed_agent or _current_agent_id(), **options)
 

@@ -85,10 +85,18 @@ class _NoScopeWarning:
                 "Wrap the calls in `with Flowcept(...):` or call Flowcept(...).start() first.", self.name)
 
 
+def name_of(func: Callable) -> str:
+    """The activity name of a callable: its ``__name__`` (partials and callable objects included)."""
+    name = getattr(func, "__name__", None)
+    if name is None and hasattr(func, "func"):  # functools.partial
+        return name_of(func.func)
+    return name or type(func).__name__
+
+
 def _static_fields(func: Callable, activity_id: str | None, tags, custom_metadata, subtype, agent_id,
                    source_agent_id) -> dict:
     fields = {
-        "activity_id": activity_id or func.__name__,
+        "activity_id": activity_id or name_of(func),
         "hostname": HOSTNAME,
         "subtype": subtype,
         "agent_id": str(agent_id) if agent_id is not None else None,
@@ -176,7 +184,8 @@ def _task_decorator(func: Callable, *, output_names=None, args_handler: Callable
                 used = {**vars(args[0]), **{k: v for k, v in used.items() if v is not args[0]}}
         else:
             try:
-                used = args_handler(*args, **kwargs)
+                # As documented for the reference: the handler gets the arguments bound to parameter names.
+                used = args_handler(**binder(args, kwargs))
             except Exception as exc:  # noqa: BLE001 - a failing handler must not stop the user's call
                 report_internal_error(f"args_handler of {name}", exc)
                 used = {}
@@ -367,21 +376,29 @@ def telemetry_flowcept_task(func: Callable | None = None, **options: Any):
 def lightweight_flowcept_task(func: Callable | None = None, *, output_names=None):
     """Capture each call with the smallest record: id, workflow, activity, ``used`` and ``generated``.
 
-    No timestamps, status, telemetry or parent links; an exception propagates and nothing is recorded for that
-    call. The cheapest way to trace very hot functions.
+    No timestamps, telemetry or parent links; a call that raises is recorded with ``status: ERROR`` and its
+    message in ``stderr``, and the exception propagates unchanged. The cheapest way to trace very hot functions.
     """
     if func is None:
         return lambda f: lightweight_flowcept_task(f, output_names=output_names)
     binder = make_binder(func)
     to_generated = make_output_mapper(output_names, None)
-    name = func.__name__
+    name = name_of(func)
     no_scope = _NoScopeWarning(getattr(func, "__qualname__", repr(func)))
     current_scope = _ctx.current_scope
 
     if inspect.iscoroutinefunction(func):
         @functools.wraps(func)
         async def async_light(*args, **kwargs):
-            result = await func(*args, **kwargs)
+            try:
+                result = await func(*args, **kwargs)
+            except BaseException as exc:
+                scope = current_scope()
+                if scope is not None:
+                    scope.buffer.append({"type": "task", "task_id": new_id(), "workflow_id": scope.workflow_id,
+                                         "activity_id": name, "used": binder(args, kwargs), "status": "ERROR",
+                                         "stderr": str(exc) or type(exc).__name__})
+                raise
             scope = current_scope()
             if scope is None:
                 no_scope()
@@ -398,7 +415,16 @@ def lightweight_flowcept_task(func: Callable | None = None, *, output_names=None
 
     @functools.wraps(func)
     def light(*args, **kwargs):
-        result = func(*args, **kwargs)
+        try:
+            result = func(*args, **kwargs)
+        except BaseException as exc:
+            scope = current_scope()
+            if scope is not None:
+                scope.buffer.append({"type": "task", "task_id": ids._prefix + str(next(ids._counter)),
+                                     "workflow_id": scope.workflow_id, "activity_id": name,
+                                     "used": binder(args, kwargs), "status": "ERROR",
+                                     "stderr": str(exc) or type(exc).__name__})
+            raise
         scope = scope_get()
         if scope is None or not scope.active:
             scope = current_scope()

@@ -17,7 +17,9 @@ def flowcept(func: Callable | None = None, **flowcept_kwargs: Any):
         return lambda f: flowcept(f, **flowcept_kwargs)
     from flowcept.controller import Flowcept
 
-    kwargs = {"workflow_name": func.__name__, **flowcept_kwargs}
+    from flowcept.capture.decorator import name_of
+
+    kwargs = {"workflow_name": name_of(func), **flowcept_kwargs}
     Flowcept(**{**kwargs, "delete_buffer_file": False})  # fail fast on bad arguments, at decoration time
 
     if inspect.iscoroutinefunction(func):
