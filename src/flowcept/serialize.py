@@ -4,7 +4,8 @@ Rules for values JSON cannot hold (the documented ``replace_non_json_serializabl
 ``to_flowcept_dict()`` or ``to_dict()`` method becomes its result; an instance of a registered class (see
 :func:`register_dict_class`; ``argparse.Namespace`` is registered) becomes its ``__dict__``; sets and tuples become
 lists; bytes become base64 text; numpy scalars and arrays become numbers and lists; anything else becomes the string
-``<ClassName>_instance_id_<id>``.
+``<ClassName>_instance_id_<id>``. Inputs and outputs are snapshotted when captured (:func:`snapshot`), so later
+changes by the user's program do not alter what was recorded.
 """
 
 from __future__ import annotations
@@ -54,6 +55,47 @@ def _default(obj: Any) -> Any:
         except Exception:  # noqa: BLE001
             pass
     return placeholder(obj)
+
+
+IMMUTABLE_TYPES = _IMMUTABLE = frozenset({int, float, str, bool, type(None), bytes, complex})
+ARRAY_INLINE_MAX = 1000  # arrays and tensors up to this many elements are stored as lists; larger ones summarized
+
+
+def snapshot(value: Any) -> Any:
+    """``value`` as it is now, safe from later mutation: containers are copied (recursively), arrays and tensors
+    become lists (or, past :data:`ARRAY_INLINE_MAX` elements, a ``{type, shape, dtype}`` summary). Other objects
+    are kept as they are and converted when their batch is encoded."""
+    cls = type(value)
+    if cls in _IMMUTABLE:
+        return value
+    if cls is dict:
+        return {k: snapshot(v) for k, v in value.items()}
+    if cls is list or cls is tuple or cls is set or cls is frozenset:
+        return [snapshot(v) for v in value]
+    if hasattr(value, "dtype") and hasattr(value, "shape"):
+        return _array_snapshot(value)
+    return value
+
+
+def snapshot_values(values: dict) -> dict:
+    """Snapshot each value of a dict the caller owns, in place (see :func:`snapshot`); returns it."""
+    immutable = _IMMUTABLE
+    for key, value in values.items():
+        if type(value) not in immutable:
+            values[key] = snapshot(value)
+    return values
+
+
+def _array_snapshot(array: Any) -> Any:
+    try:
+        if tuple(array.shape) == ():
+            return array.item()
+        size = array.size if isinstance(array.size, int) else array.numel()
+        if size <= ARRAY_INLINE_MAX:
+            return array.tolist()
+        return {"type": type(array).__name__, "shape": list(array.shape), "dtype": str(array.dtype)}
+    except Exception:  # noqa: BLE001 - an exotic array type: keep a stand-in rather than fail the capture
+        return placeholder(array)
 
 
 def dumps(value: Any) -> bytes:

@@ -545,3 +545,57 @@ class TestQAFixes:
         """An adapter argument without its interceptor says which interceptor to add."""
         with pytest.raises(TypeError, match=r"interceptors=\['instrumentation', 'dask'\]"):
             Flowcept(dask_client=object())
+
+
+class TestSnapshots:
+    def test_values_recorded_as_at_call_time(self):
+        """Inputs and outputs are recorded as they were at call time, whatever the program does to them later."""
+        import numpy as np
+
+        from flowcept import FlowceptLoop
+
+        @flowcept_task
+        def f(state, arr):
+            return state
+
+        with Flowcept() as fc:
+            s = {"epoch": 0, "hist": [0]}
+            buf = np.zeros(3)
+            for e in range(3):
+                s["epoch"] = e
+                s["hist"].append(e)
+                buf[:] = e
+                f(s, buf)
+            s.clear()
+            metrics = {}
+            loop = FlowceptLoop(range(3), loop_name="L")
+            for i in loop:
+                metrics["loss"] = i / 10
+                loop.end_iter(metrics)
+            t = FlowceptTask(activity_id="t", used=metrics)
+            t.end(generated=metrics)
+            metrics["loss"] = 99
+        got = sorted(Flowcept.db.task_query({"workflow_id": fc.workflow_id, "activity_id": "f"}),
+                     key=lambda t: t["used"]["state"]["epoch"])
+        assert [t["used"]["state"] for t in got] == [{"epoch": 0, "hist": [0, 0]}, {"epoch": 1, "hist": [0, 0, 1]},
+                                                     {"epoch": 2, "hist": [0, 0, 1, 2]}]
+        assert [t["used"]["arr"] for t in got] == [[0.0] * 3, [1.0] * 3, [2.0] * 3]
+        assert [t["generated"]["epoch"] for t in got] == [0, 1, 2]
+        its = sorted(Flowcept.db.task_query({"activity_id": "L_iteration"}), key=lambda t: t["used"]["i"])
+        assert [t["generated"]["loss"] for t in its] == [0.0, 0.1, 0.2]
+        (tt,) = Flowcept.db.task_query({"activity_id": "t"})
+        assert tt["used"] == {"loss": 0.2} and tt["generated"] == {"loss": 0.2}
+
+    def test_large_arrays_are_summarized(self):
+        """Arrays past 1,000 elements are stored as a shape/dtype summary, not as data."""
+        import numpy as np
+
+        @flowcept_task
+        def g(a):
+            return a.sum()
+
+        with Flowcept() as fc:
+            g(np.ones((100, 50), dtype=np.float32))
+        (task,) = tasks_of(fc.workflow_id)
+        assert task["used"] == {"a": {"type": "ndarray", "shape": [100, 50], "dtype": "float32"}}
+        assert task["generated"] == {"arg_0": 5000.0}

@@ -20,7 +20,7 @@ from flowcept._internal_errors import report_internal_error
 from flowcept.capture._binding import make_binder, make_output_mapper
 from flowcept import ids as _ids
 from flowcept.ids import new_id
-from flowcept.serialize import sanitize
+from flowcept.serialize import IMMUTABLE_TYPES, sanitize, snapshot, snapshot_values
 
 logger = logging.getLogger("flowcept")
 HOSTNAME = socket.gethostname()
@@ -182,10 +182,11 @@ def _task_decorator(func: Callable, *, output_names=None, args_handler: Callable
             used = binder(args, kwargs)
             if args and type(args[0]) is namespace:
                 used = {**vars(args[0]), **{k: v for k, v in used.items() if v is not args[0]}}
+            snapshot_values(used)
         else:
             try:
                 # As documented for the reference: the handler gets the arguments bound to parameter names.
-                used = args_handler(**binder(args, kwargs))
+                used = snapshot(args_handler(**binder(args, kwargs)))
             except Exception as exc:  # noqa: BLE001 - a failing handler must not stop the user's call
                 report_internal_error(f"args_handler of {name}", exc)
                 used = {}
@@ -228,7 +229,7 @@ def _task_decorator(func: Callable, *, output_names=None, args_handler: Callable
                     report_internal_error(f"outputs of {name}", exc)
                     generated = None
                 if generated is not None:
-                    task["generated"] = generated
+                    task["generated"] = snapshot(generated)
         else:
             task["status"] = "ERROR"
             task["stderr"] = str(error) or type(error).__name__
@@ -301,7 +302,7 @@ def _task_decorator(func: Callable, *, output_names=None, args_handler: Callable
                 return func(*args, **kwargs)
         if scope.telemetry is not None or (args and type(args[0]) is namespace):
             return run_captured(scope, args, kwargs)
-        used = binder(args, kwargs)
+        used = snapshot_values(binder(args, kwargs))
         task_id = ids._prefix + str(next(ids._counter))
         task = {"type": "task", "task_id": task_id, "workflow_id": fixed_wf or scope.workflow_id,
                 "campaign_id": fixed_camp or scope.campaign_id, "used": used, **static}
@@ -329,7 +330,7 @@ def _task_decorator(func: Callable, *, output_names=None, args_handler: Callable
                 report_internal_error(f"outputs of {name}", exc)
                 generated = None
             if generated is not None:
-                task["generated"] = generated
+                task["generated"] = snapshot(generated)
         scope.buffer.append(task)
         return result
     return fast_wrapper
@@ -404,14 +405,15 @@ def lightweight_flowcept_task(func: Callable | None = None, *, output_names=None
                 no_scope()
                 return result
             scope.buffer.append({"type": "task", "task_id": new_id(), "workflow_id": scope.workflow_id,
-                                 "activity_id": name, "used": binder(args, kwargs),
-                                 "generated": to_generated(result)})
+                                 "activity_id": name, "used": snapshot_values(binder(args, kwargs)),
+                                 "generated": snapshot(to_generated(result))})
             return result
         return async_light
 
     scope_get = _scope_var.get
     ids = _ids
     mapped = output_names is not None
+    immutable = IMMUTABLE_TYPES
 
     @functools.wraps(func)
     def light(*args, **kwargs):
@@ -431,13 +433,13 @@ def lightweight_flowcept_task(func: Callable | None = None, *, output_names=None
             if scope is None:
                 no_scope()
                 return result
-        if mapped or result is None:
-            generated = to_generated(result)
+        if mapped or result is None or type(result) is dict:
+            generated = snapshot(to_generated(result))
         else:
-            generated = result if type(result) is dict else {"arg_0": result}
+            generated = {"arg_0": result if type(result) in immutable else snapshot(result)}
         scope.buffer.append({"type": "task", "task_id": ids._prefix + str(next(ids._counter)),
-                             "workflow_id": scope.workflow_id, "activity_id": name, "used": binder(args, kwargs),
-                             "generated": generated})
+                             "workflow_id": scope.workflow_id, "activity_id": name,
+                             "used": snapshot_values(binder(args, kwargs)), "generated": generated})
         return result
     return light
 

@@ -21,6 +21,7 @@ from flowcept import context as _ctx
 from flowcept._internal_errors import report_internal_error
 from flowcept.capture.decorator import HOSTNAME, telemetry_sampler
 from flowcept.ids import new_id
+from flowcept.serialize import IMMUTABLE_TYPES, snapshot, snapshot_values
 
 logger = logging.getLogger("flowcept")
 
@@ -124,7 +125,7 @@ class FlowceptLoop:
         """Attach ``generated`` (a dict of values produced by this iteration) to the current iteration."""
         cur = self._current
         if cur is not None:
-            cur["generated"] = generated
+            cur["generated"] = snapshot_values(dict(generated))
 
     def __iter__(self) -> Iterator:
         scope = _active_scope(self.capture_enabled)
@@ -150,6 +151,7 @@ class FlowceptLoop:
         outer = parent_var.get()
         parent = self.parent_task_id or outer
         item_name = self.item_name
+        immutable = IMMUTABLE_TYPES
         rec = None
         try:
             for i, item in enumerate(self._items):
@@ -157,7 +159,7 @@ class FlowceptLoop:
                 rec = self._current = {
                     "type": "task", "task_id": tid, "workflow_id": wf, "campaign_id": camp,
                     "activity_id": activity, "group_id": group, "subtype": "iteration",
-                    "parent_task_id": parent, "hostname": HOSTNAME, "used": {"i": i, item_name: item},
+                    "parent_task_id": parent, "hostname": HOSTNAME, "used": {"i": i, item_name: item if type(item) in immutable else snapshot(item)},
                     "started_at": clock(),
                 }
                 parent_var.set(tid)
@@ -249,7 +251,7 @@ class FlowceptLightweightLoop(FlowceptLoop):
                 return total - hint() - 1
 
             def end_iter(g: dict) -> None:
-                generated[total - hint() - 1] = g
+                generated[total - hint() - 1] = snapshot_values(dict(g))
 
             self._position, self.end_iter = position, end_iter
             try:
@@ -268,7 +270,7 @@ class FlowceptLightweightLoop(FlowceptLoop):
             return len(seen) - 1
 
         def end_iter(g: dict) -> None:
-            generated[len(seen) - 1] = g
+            generated[len(seen) - 1] = snapshot_values(dict(g))
 
         self._position, self.end_iter = position, end_iter
         try:

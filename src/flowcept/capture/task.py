@@ -11,6 +11,7 @@ from flowcept._internal_errors import report_internal_error
 from flowcept.capture.decorator import HOSTNAME, end_telemetry
 from flowcept.ids import new_id
 from flowcept.records import TaskObject
+from flowcept.serialize import snapshot
 
 logger = logging.getLogger("flowcept")
 _END_FIELDS = ("generated", "ended_at", "stdout", "stderr", "status")
@@ -73,7 +74,7 @@ class FlowceptTask:
         if parent is not None:
             record["parent_task_id"] = parent
         if used is not None:
-            record["used"] = used
+            record["used"] = snapshot(used)
         if data is not None:
             record["data"] = data
         if subtype is not None:
@@ -115,7 +116,7 @@ class FlowceptTask:
         record = self._record
         record["ended_at"] = ended_at if ended_at is not None else time.time()
         if generated is not None:
-            record["generated"] = generated
+            record["generated"] = snapshot(generated)
         if stdout is not None:
             record["stdout"] = stdout
         if stderr is not None:
