@@ -27,7 +27,9 @@ def make_sinks(settings, workflow_id: str | None) -> tuple[list, str | None]:
     dump_path = None
     if settings.project.dump_buffer.enabled:
         dump_path = buffer_file_path(settings.project.dump_buffer, workflow_id)
-        sinks.append(JsonlBufferFile(dump_path))
+        buffer_file = JsonlBufferFile(dump_path)
+        buffer_file.open_now()
+        sinks.append(buffer_file)
     transport = make_transport(settings)
     if transport is not None:
         sinks.append(transport)

@@ -395,14 +395,15 @@ class Flowcept(metaclass=_FlowceptMeta):
 
     @staticmethod
     def delete_buffer_file(path: str | None = None) -> None:
-        """Delete the JSONL buffer file (default: the configured path) if it exists."""
+        """Delete the JSONL buffer file (default: the configured path) if it exists and no running Flowcept, in
+        this process or another, is writing it."""
         from flowcept.settings import get_settings
+
+        from flowcept.transport.jsonl import delete_if_unused
 
         target = path or get_settings().project.dump_buffer.path
         try:
-            os.remove(target)
-        except FileNotFoundError:
-            pass
+            delete_if_unused(target)
         except OSError as exc:
             logger.warning("flowcept: could not delete the buffer file %s: %s", target, exc)
 

@@ -599,3 +599,34 @@ class TestSnapshots:
         (task,) = tasks_of(fc.workflow_id)
         assert task["used"] == {"a": {"type": "ndarray", "shape": [100, 50], "dtype": "float32"}}
         assert task["generated"] == {"arg_0": 5000.0}
+
+
+def _holding_worker(home, cwd, started, release):
+    os.environ["HOME"] = home
+    os.chdir(cwd)
+    with Flowcept(workflow_id="wf-holder"):
+        square(1)
+        Flowcept.db.count("tasks")  # flushed: the task line is in the buffer file
+        started.set()
+        release.wait(60)
+        square(2)
+
+
+def test_running_writer_keeps_its_buffer_file(tmp_path):
+    """Flowcept() deletes the previous buffer file, but never one a running Flowcept elsewhere is writing."""
+    ctx = mp.get_context("spawn")
+    started, release = ctx.Event(), ctx.Event()
+    proc = ctx.Process(target=_holding_worker, args=(os.environ["HOME"], str(tmp_path), started, release))
+    proc.start()
+    try:
+        assert started.wait(60)
+        Flowcept()  # the default: delete the previous buffer file
+        assert (tmp_path / "flowcept_buffer.jsonl").exists()
+    finally:
+        release.set()
+        proc.join(60)
+    assert proc.exitcode == 0
+    records = Flowcept.read_buffer_file()
+    assert sorted(r["used"]["x"] for r in records if r["type"] == "task") == [1, 2]
+    Flowcept()  # nobody writes it now: deleted
+    assert not (tmp_path / "flowcept_buffer.jsonl").exists()

@@ -15,6 +15,11 @@ from typing import Iterator, Sequence
 
 import orjson
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not on Windows
+    fcntl = None
+
 from flowcept.serialize import dumps
 
 logger = logging.getLogger("flowcept")
@@ -45,9 +50,29 @@ class JsonlBufferFile:
         if self._fd is None or self._pid != os.getpid():
             parent = os.path.dirname(os.path.abspath(self.path))
             os.makedirs(parent, exist_ok=True)
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            while True:
+                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                if fcntl is None:
+                    break
+                # A shared lock says "in use": Flowcept() elsewhere will not delete the file under us. It may have
+                # deleted it between our open and our lock: then open the new file instead.
+                fcntl.flock(fd, fcntl.LOCK_SH)
+                try:
+                    if os.stat(self.path).st_ino == os.fstat(fd).st_ino:
+                        break
+                except FileNotFoundError:
+                    pass
+                os.close(fd)
+            self._fd = fd
             self._pid = os.getpid()
         return self._fd
+
+    def open_now(self) -> None:
+        """Open (and lock) the file at start, so the "in use" mark exists before the first batch."""
+        try:
+            self._open()
+        except OSError:
+            pass  # reported, and counted, when a batch cannot be written
 
     def write(self, batch) -> int:
         payload = batch.lines()
@@ -68,6 +93,25 @@ class JsonlBufferFile:
             except OSError:
                 pass
         self._fd = None
+
+
+def delete_if_unused(path: str) -> bool:
+    """Delete the buffer file unless a running process is writing it (it holds a shared lock); True if deleted."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                logger.info("flowcept: %s is being written by a running Flowcept; not deleting it", path)
+                return False
+        os.remove(path)
+        return True
+    finally:
+        os.close(fd)
 
 
 def iter_messages(path: str, counter: dict | None = None) -> Iterator[dict]:
