@@ -183,8 +183,8 @@ adapters:
 """
 
 IGNORED_IN_REFERENCE_FILE = [
-    "project.debug", "project.performance_logging",
-    "mq.username", "mq.vhost", "mq.group_id", "mq.group_file", "mq.instances", "mq.timing", "mq.chunk_size",
+    "project.debug", "project.json_serializer", "project.performance_logging",
+    "mq.username", "mq.vhost", "mq.group_file", "mq.instances", "mq.timing", "mq.chunk_size",
     "mq.same_as_kvdb", "mq.bin", "mq.conf_file",
     "kv_db.enabled", "kv_db.host", "kv_db.port", "kv_db.uri", "kv_db.password",
     "web_server.host", "web_server.port", "web_server.ui_enabled", "web_server.cors_origins",
@@ -201,6 +201,7 @@ IGNORED_IN_REFERENCE_FILE = [
     "databases.mongodb.db", "databases.mongodb.create_collection_index", "databases.mongodb.bin",
     "databases.mongodb.db_path", "databases.mongodb.log_path", "databases.mongodb.lock_file_path",
     "databases.lmdb.enabled", "databases.lmdb.path",
+    "adapters",
 ]
 
 
@@ -250,7 +251,7 @@ class TestDefaults:
         assert s.project.dump_buffer.append_id_to_path is False
         assert s.project.dump_buffer.append_workflow_id_to_path is False
         assert s.project.dump_buffer.delete_previous_file is True
-        assert (s.log.log_path, s.log.log_file_level, s.log.log_stream_level) == ("default", "disable", "error")
+        assert (s.log.log_path, s.log.log_file_level, s.log.log_stream_level) == ("default", "disable", "warning")
         assert s.telemetry_capture.gpu is None
         assert s.telemetry_capture.cpu is False
         assert s.telemetry_capture.enabled is False

@@ -99,6 +99,7 @@ class Flowcept(metaclass=_FlowceptMeta):
                  delete_buffer_file: bool | None = None, workflow_description: str | None = None,
                  parent_workflow_id: str | None = None, agent_id: str | None = None, agent_name: str | None = None,
                  *args: Any, **kwargs: Any):
+        from flowcept._logging import configure_logging
         from flowcept.settings import get_settings
 
         if "save_workflows" in kwargs:
@@ -106,6 +107,7 @@ class Flowcept(metaclass=_FlowceptMeta):
                           stacklevel=2)
             save_workflow = bool(kwargs.pop("save_workflows"))
         self.settings = get_settings()
+        configure_logging(self.settings.log)
         if interceptors is None:
             interceptors = ["instrumentation"]
         elif isinstance(interceptors, str):
@@ -131,7 +133,9 @@ class Flowcept(metaclass=_FlowceptMeta):
         self.adapter_args = args
         self.adapter_kwargs = kwargs
         self.workflow_id = workflow_id or new_uuid()
-        self.campaign_id = campaign_id or new_uuid()
+        # Joining a workflow started elsewhere (an explicit workflow_id): its campaign is the owner's to say, so
+        # none is invented here (records then carry no campaign_id rather than a wrong one).
+        self.campaign_id = campaign_id or (None if workflow_id else new_uuid())
         self.bundle_exec_id = bundle_exec_id if bundle_exec_id is not None else id(self)
         self.workflow_name = workflow_name
         self.workflow_subtype = workflow_subtype
@@ -303,6 +307,7 @@ class Flowcept(metaclass=_FlowceptMeta):
             "flowcept_version": __version__,
             "conf": {"settings_path": self.settings.path},
         }
+        record.update(_enrichment(self.settings))
         if self.settings.telemetry_capture.machine_info:
             try:
                 from flowcept.capture.telemetry import machine_info
@@ -416,6 +421,21 @@ class Flowcept(metaclass=_FlowceptMeta):
     def __repr__(self) -> str:
         return (f"Flowcept(workflow_id={self.workflow_id!r}, workflow_name={self.workflow_name!r}, "
                 f"started={self.is_started})")
+
+
+def _enrichment(settings) -> dict:
+    """Workflow fields from ``sys_metadata`` and ``extra_metadata``, and with ``project.enrich_messages`` the host
+    facts and the active settings (secrets redacted)."""
+    sysm = settings.sys_metadata
+    out = {"environment_id": sysm.environment_id, "extra_metadata": dict(settings.extra_metadata) or None}
+    if settings.project.enrich_messages:
+        uname = os.uname()
+        out.update(sys_name=sysm.sys_name or uname.sysname, flowcept_settings=settings.to_dict(redact=True))
+        out["extra_metadata"] = {**(out["extra_metadata"] or {}), "node_name": sysm.node_name or uname.nodename,
+                                 "login_name": sysm.login_name or _user(settings), "public_ip": sysm.public_ip,
+                                 "private_ip": sysm.private_ip}
+        out["extra_metadata"] = {k: v for k, v in out["extra_metadata"].items() if v is not None}
+    return out
 
 
 def _user(settings) -> str | None:

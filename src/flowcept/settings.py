@@ -63,9 +63,10 @@ IGNORED_KEYS = frozenset({
     "databases.lmdb",         # out of scope
     "project.debug",
     "project.performance_logging",
+    "project.json_serializer",  # values are always converted as documented (serialize.py)
+    "adapters",               # no data observability adapters yet
     "mq.username",            # RabbitMQ only
     "mq.vhost",               # RabbitMQ only
-    "mq.group_id",            # Kafka only
     "mq.group_file",          # Mofka only
     "mq.instances",           # one keeper per stream consumer group, started by the user
     "mq.timing",
@@ -136,7 +137,7 @@ class LogSettings:
     log_path: str = _key("default", "Log file; `default` means flowcept.log in the working directory.")
     log_file_level: str = _key("disable", "File handler level (a logging level name, or `disable`).",
                                env="FLOWCEPT_LOG_FILE_LEVEL", choices=_LOG_LEVELS)
-    log_stream_level: str = _key("error", "Stream handler level (a logging level name, or `disable`).",
+    log_stream_level: str = _key("warning", "Stream handler level (a logging level name, or `disable`).",
                                  env="FLOWCEPT_LOG_STREAM_LEVEL", choices=_LOG_LEVELS)
 
 

@@ -630,3 +630,30 @@ def test_running_writer_keeps_its_buffer_file(tmp_path):
     assert sorted(r["used"]["x"] for r in records if r["type"] == "task") == [1, 2]
     Flowcept()  # nobody writes it now: deleted
     assert not (tmp_path / "flowcept_buffer.jsonl").exists()
+
+
+class TestSettingsActedOn:
+    def test_log_file_and_enrichment(self, tmp_path, monkeypatch):
+        """log.* writes the configured log file; sys_metadata, extra_metadata and enrich_messages reach the
+        workflow record (secrets redacted)."""
+        write_settings(tmp_path, f"log:\n  log_path: {tmp_path}/fc.log\n  log_file_level: info\n"
+                                 "sys_metadata:\n  environment_id: cluster-a\n"
+                                 "extra_metadata:\n  project_code: X1\n"
+                                 "project:\n  enrich_messages: true\n"
+                                 "mq:\n  password: hunter2\n", monkeypatch)
+        import logging
+
+        with Flowcept(workflow_name="enriched") as f:
+            logging.getLogger("flowcept").info("hello from the test")
+        (wf,) = Flowcept.db.workflow_query({"workflow_id": f.workflow_id})
+        assert wf["environment_id"] == "cluster-a" and wf["extra_metadata"]["project_code"] == "X1"
+        assert wf["sys_name"] == os.uname().sysname and wf["extra_metadata"]["node_name"]
+        assert wf["flowcept_settings"]["mq"]["password"] == "REDACTED"
+        assert "hello from the test" in (tmp_path / "fc.log").read_text()
+
+    def test_joining_a_workflow_invents_no_campaign(self):
+        """A Flowcept given an existing workflow_id (and no campaign) stamps no campaign on its tasks."""
+        with Flowcept(workflow_id="wf-joined", save_workflow=False):
+            square(2)
+        (task,) = Flowcept.db.task_query({"workflow_id": "wf-joined"})
+        assert "campaign_id" not in task
