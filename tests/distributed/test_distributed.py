@@ -237,31 +237,3 @@ def test_postgres_down_for_ten_seconds_loses_nothing(tmp_path, monkeypatch, pg_d
             proxy.cut()
             cleanup_stream(env["stream"])
 
-
-def test_keepers_lagging_past_the_window_spill_and_replay(tmp_path, monkeypatch, caplog):
-    """A producer far ahead of the keepers parks batches on disk (memory stays bounded) and sends them on as the
-    keepers catch up: every record stored, the spill file gone."""
-    import glob
-
-    from flowcept import Flowcept, flowcept_task
-    from flowcept.transport import redis_streams
-
-    env = redis_settings(tmp_path, monkeypatch)
-    monkeypatch.setattr(redis_streams, "RETAIN_MAX_BYTES", 256 * 1024)
-
-    @flowcept_task
-    def double(x):
-        return 2 * x
-
-    try:
-        with Flowcept(start_persistence=True, check_safe_stops=True) as f:
-            for i in range(60_000):
-                double(i)
-        assert f.report.dropped == 0
-        store = make_store(env)
-        assert store.count("tasks", {"workflow_id": f.workflow_id}) == 60_000
-        store.close()
-        assert glob.glob(env["spill"][:-len(".jsonl")] + "_*") == []
-        assert "is now in Redis" in caplog.text  # the overflow path was taken
-    finally:
-        cleanup_stream(env["stream"])

@@ -46,15 +46,13 @@ except ImportError as _exc:  # pragma: no cover - exercised without the extra
 logger = logging.getLogger("flowcept")
 
 DEFAULT_GROUP = "flowcept_keeper"
-# Copies of sent batches are kept until the keepers acknowledge them; beyond this many bytes unacknowledged, new
-# batches wait in the spill file instead (memory stays bounded, and a Redis restart without persistence can
-# always be repaired from the copies).
+# Copies of sent batches are kept until the keepers acknowledge them (at most this many bytes, newest first), to
+# resend after a Redis restart that lost them.
 RETAIN_MAX_BYTES = 64 * 1024 * 1024
 PRODUCERS_TTL_SECS = 7 * 24 * 3600
 _BACKOFF_MAX_SECS = 1.0
 _RETRY_AFTER_DEADLINE_SECS = 1.0  # past the deadline, try the broker at most this often; spill meanwhile
 _PRUNE_EVERY_SECS = 0.5
-_WINDOW_RECHECK_SECS = 0.02  # while the window is full, ask Redis for the keepers' progress at most this often
 
 # Failures that mean "the broker is away": retried, then spilled.
 _LOST = (redis_exc.ConnectionError, redis_exc.TimeoutError, redis_exc.BusyLoadingError)
@@ -236,9 +234,9 @@ class RedisStreamTransport:
         return 0
 
     def _send(self, fields: dict, count: int, batch=None) -> None:
-        if self.spilled or self._over_window():
-            # Keep order simple and memory bounded: while records wait on disk, or the keepers lag by more than
-            # the retained window, new batches join the spill file; replay sends them on as the window frees.
+        if self.spilled:
+            # Records wait on disk (the broker was lost): new batches queue behind them, in order, and the spill
+            # file is sent on as soon as the broker answers again.
             self._spill(fields, count, batch)
             if self._broker_back():
                 self._replay_some()
@@ -300,25 +298,18 @@ class RedisStreamTransport:
         self._down_since = None
         return True
 
-    def _over_window(self) -> bool:
-        """Whether the batches sent and not yet acknowledged exceed the retained window (after a fresh look)."""
-        if self._retained_bytes < RETAIN_MAX_BYTES:
-            return False
-        now = time.monotonic()
-        if now - self._last_prune >= _WINDOW_RECHECK_SECS:
-            self._last_prune = now
-            self._prune()
-        return self._retained_bytes >= RETAIN_MAX_BYTES
-
     def _on_sent(self, entry_id, fields: dict, count: int) -> None:
         entry_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
         self.last_id = entry_id
         self.sent += count
         size = len(fields["b"])
-        # Kept until the keepers acknowledge the entry, so a Redis restart without persistence loses nothing;
-        # _send stops sending (and spills) when these exceed RETAIN_MAX_BYTES.
+        # Kept until the keepers acknowledge the entry, to resend after a Redis restart that lost data.
         self._retained.append((parse_id(entry_id), entry_id, fields, size))
         self._retained_bytes += size
+        while self._retained_bytes > RETAIN_MAX_BYTES and len(self._retained) > 1:
+            # Oldest copies go first. They are safe in Redis unless it also restarts without persistence while the
+            # keepers lag by more than this window: run Redis with persistence where that matters.
+            self._retained_bytes -= self._retained.popleft()[3]
         now = time.monotonic()
         if now - self._last_prune >= _PRUNE_EVERY_SECS:
             self._last_prune = now
@@ -374,14 +365,14 @@ class RedisStreamTransport:
         self.spilled += count
 
     def _replay_some(self, chunk: int = 2000) -> None:
-        """Send spilled records on to the stream while the retained window has room; delete the spill file once
-        it is all sent. Only this process writes its spill file, so reading it from an offset is safe."""
+        """Send spilled records on to the stream; delete the spill file once it is all sent. Only this process
+        writes its spill file, so reading it from an offset is safe."""
         sent = 0
         try:
             with open(self.spill_path, "rb") as f:
                 f.seek(self._replay_offset)
                 lines: list[bytes] = []
-                while self.spilled and not self._over_window():
+                while self.spilled:
                     line = f.readline()
                     if line.strip():
                         lines.append(line.strip())
@@ -442,8 +433,7 @@ class RedisStreamTransport:
         self._hurry_by = deadline
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Send spilled records on (waiting for the keepers to free the retained window, and for a lost broker to
-        come back) until none is left or the deadline passes: ``timeout``, else the stop() deadline given to
+        """Send spilled records on (waiting for a lost broker to come back) until none is left or the deadline passes: ``timeout``, else the stop() deadline given to
         :meth:`hurry`, else ``reconnect_deadline_secs``. True when every record written so far is in Redis."""
         if self.spilled:
             now = time.monotonic()
