@@ -20,6 +20,8 @@ EXPECTED = {
     "spec/custom_args_handler.py": "{'x': 3} {'result': 6}",
     "spec/custom_tasks.py": "['workflow', 'download', 'parse']",
     "spec/end_vs_send.py": "4 records",
+    "spec/loops.py": "{'loop': 5, 'train_loop': 5, 'eval_loop': 5, 'loop_a': 100, 'loop_b': 100}",
+    "spec/torch_model.py": "3 parent forwards, input shape [100, 10]",
 }
 
 
