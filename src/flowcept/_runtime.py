@@ -192,7 +192,18 @@ def flush_for_exit() -> None:
     """Deliver every buffered record and stop the keeper after its current batch (signal and exit paths)."""
     from flowcept.settings import get_settings
 
+    from flowcept import context
+
     timeout = get_settings().buffer.stop_timeout_secs
+    # Workflows still running end here (their end message is written): a signalled process, e.g. the spec's
+    # persistence process ended by Ctrl+C or the job scheduler, is their normal end.
+    for scope in reversed(list(context._running)):
+        owner = scope.owner
+        if owner is not None and getattr(owner, "is_started", False):
+            try:
+                owner.stop()
+            except Exception as exc:  # noqa: BLE001
+                logger.warning("flowcept: stopping workflow %s at exit failed: %r", scope.workflow_id, exc)
     buffer, keeper = _state["buffer"], current_keeper()
     if buffer is not None and _state["pid"] == os.getpid():
         try:

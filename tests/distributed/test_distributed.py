@@ -91,6 +91,8 @@ def test_sigterm_flushes_what_the_producer_captured(env, tmp_path):
     store = make_store(env)
     try:
         wait_for(lambda: store.count("tasks", {"workflow_id": "wf-sigterm"}) == 1234, 30, "1234 tasks")
+        wait_for(lambda: store.find("workflows", {"workflow_id": "wf-sigterm", "status": "FINISHED"}), 30,
+                 "the signalled workflow to be FINISHED")
     finally:
         keeper.close()
         store.close()
