@@ -165,7 +165,10 @@ class BatchBuffer:
 
     # ---- producer side (hot path) -------------------------------------------------------------------------
     def append(self, record: dict) -> None:
-        """Queue one record. Never raises; may wait briefly when the buffer is full."""
+        """Queue one record. Never raises; may wait briefly when the buffer is full.
+
+        The decorators inline these three lines (``_queue.append``, the length check, ``_kick``) to save a call.
+        """
         q = self._queue
         q.append(record)
         if len(q) >= self.batch_size or self._thread is None:

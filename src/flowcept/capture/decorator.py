@@ -291,6 +291,16 @@ def _task_decorator(func: Callable, *, output_names=None, args_handler: Callable
             return run_captured(scope, args, kwargs)
         return wrapper
 
+    immutable = IMMUTABLE_TYPES
+    if output_names is None:
+        single_key = "arg_0"
+    elif isinstance(output_names, str):
+        single_key = output_names
+    elif len(output_names) == 1:
+        single_key = output_names[0]
+    else:
+        single_key = None
+
     @functools.wraps(func)
     def fast_wrapper(*args, **kwargs):
         # The common case inlined (no handler, no telemetry, no Namespace): the cost of every decorated call.
@@ -302,7 +312,10 @@ def _task_decorator(func: Callable, *, output_names=None, args_handler: Callable
                 return func(*args, **kwargs)
         if scope.telemetry is not None or (args and type(args[0]) is namespace):
             return run_captured(scope, args, kwargs)
-        used = snapshot_values(binder(args, kwargs))
+        used = binder(args, kwargs)
+        for key, value in used.items():
+            if type(value) not in immutable:
+                used[key] = snapshot(value)
         task_id = ids._prefix + str(next(ids._counter))
         task = {"type": "task", "task_id": task_id, "workflow_id": fixed_wf or scope.workflow_id,
                 "campaign_id": fixed_camp or scope.campaign_id, "used": used, **static}
@@ -324,14 +337,22 @@ def _task_decorator(func: Callable, *, output_names=None, args_handler: Callable
         task["started_at"] = started
         task["status"] = "FINISHED"
         if result is not None:
-            try:
-                generated = to_generated(result)
-            except Exception as exc:  # noqa: BLE001
-                report_internal_error(f"outputs of {name}", exc)
-                generated = None
-            if generated is not None:
-                task["generated"] = snapshot(generated)
-        scope.buffer.append(task)
+            if single_key is not None and type(result) is not dict:
+                # One output name (or none: "arg_0"): the mapping is ours, only the value needs a snapshot.
+                task["generated"] = {single_key: result if type(result) in immutable else snapshot(result)}
+            else:
+                try:
+                    generated = to_generated(result)
+                except Exception as exc:  # noqa: BLE001
+                    report_internal_error(f"outputs of {name}", exc)
+                    generated = None
+                if generated is not None:
+                    task["generated"] = snapshot(generated)
+        buffer = scope.buffer
+        queue = buffer._queue
+        queue.append(task)
+        if len(queue) >= buffer.batch_size or buffer._thread is None:
+            buffer._kick(len(queue))
         return result
     return fast_wrapper
 
@@ -437,9 +458,13 @@ def lightweight_flowcept_task(func: Callable | None = None, *, output_names=None
             generated = snapshot(to_generated(result))
         else:
             generated = {"arg_0": result if type(result) in immutable else snapshot(result)}
-        scope.buffer.append({"type": "task", "task_id": ids._prefix + str(next(ids._counter)),
-                             "workflow_id": scope.workflow_id, "activity_id": name,
-                             "used": snapshot_values(binder(args, kwargs)), "generated": generated})
+        buffer = scope.buffer
+        queue = buffer._queue
+        queue.append({"type": "task", "task_id": ids._prefix + str(next(ids._counter)),
+                      "workflow_id": scope.workflow_id, "activity_id": name,
+                      "used": snapshot_values(binder(args, kwargs)), "generated": generated})
+        if len(queue) >= buffer.batch_size or buffer._thread is None:
+            buffer._kick(len(queue))
         return result
     return light
 
