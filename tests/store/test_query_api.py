@@ -68,11 +68,20 @@ class TestDBAPI:
         (doc,) = db.task_query({"task_id": "t1"})
         assert isinstance(doc["started_at"], float) and isinstance(doc["ended_at"], float)
 
-    def test_no_store_configured(self, monkeypatch):
+    def test_no_store_configured(self, tmp_path, monkeypatch):
         """Without an enabled store, the first query raises ConfigError saying how to enable one."""
-        import flowcept.store as store_pkg
+        from tests.conftest import write_settings
 
-        monkeypatch.setattr(store_pkg, "make_store", lambda settings: None)
-        monkeypatch.setattr("flowcept.settings.get_settings", lambda: object(), raising=False)
+        write_settings(tmp_path, "databases:\n  sqlite:\n    enabled: false\n", monkeypatch)
         with pytest.raises(ConfigError, match="databases.sqlite.enabled"):
             DBAPI().count()
+
+    def test_offline_mode_still_reads(self, tmp_path, monkeypatch):
+        """In offline mode runs do not write the store, but queries still read what earlier runs stored."""
+        from flowcept import Flowcept
+        from tests.conftest import write_settings
+
+        with Flowcept(workflow_id="wf-online"):
+            pass
+        write_settings(tmp_path, "project:\n  db_flush_mode: offline\n", monkeypatch)
+        assert DBAPI().workflow_query({"workflow_id": "wf-online"})[0]["status"] == "FINISHED"

@@ -60,12 +60,12 @@ class DBAPI:
             from flowcept.settings import get_settings
             from flowcept.store import make_store
 
-            store = make_store(get_settings())
+            store = make_store(get_settings(), for_reading=True)
             if store is None:
                 raise ConfigError(
                     "no database is enabled, so there is nothing to query. Enable one in the settings file: "
-                    "databases.sqlite.enabled: true (with databases.sqlite.path) or databases.postgres.enabled: true, "
-                    "and keep project.db_flush_mode: online.",
+                    "databases.sqlite.enabled: true (with databases.sqlite.path) or databases.postgres.enabled: true "
+                    "(with project.db_flush_mode: online, runs write to it).",
                     key="databases",
                 )
             self._store = store

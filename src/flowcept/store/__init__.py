@@ -126,10 +126,11 @@ def load_store_class(name: str) -> type:
     return getattr(importlib.import_module(module_name), attr)
 
 
-def make_store(settings: Any) -> Store | None:
+def make_store(settings: Any, for_reading: bool = False) -> Store | None:
     """Build the store the settings enable, or None.
 
-    None when ``project.db_flush_mode`` is ``"offline"`` or no database is enabled. PostgreSQL
+    None when no database is enabled, or (unless ``for_reading``: queries still read what an earlier online run
+    stored) when ``project.db_flush_mode`` is ``"offline"``. PostgreSQL
     (``databases.postgres.enabled``, ``.dsn``) is preferred over SQLite (``databases.sqlite.enabled``, ``.path``).
 
     Args:
@@ -143,7 +144,7 @@ def make_store(settings: Any) -> Store | None:
         StoreError: the database cannot be opened.
     """
     project = getattr(settings, "project", None)
-    if project is not None and getattr(project, "db_flush_mode", None) == "offline":
+    if not for_reading and project is not None and getattr(project, "db_flush_mode", None) == "offline":
         return None
     databases = getattr(settings, "databases", None)
     if databases is None:
