@@ -17,7 +17,10 @@ Collections are ``tasks``, ``workflows`` and ``agents``, keyed by ``task_id``, `
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
+
+_log = logging.getLogger("flowcept")
 
 from flowcept.errors import ConfigError
 
@@ -124,6 +127,23 @@ def load_store_class(name: str) -> type:
         raise ConfigError(f"unknown store {name!r}; known stores: {', '.join(sorted(STORES))}", key="databases")
     module_name, _, attr = target.partition(":")
     return getattr(importlib.import_module(module_name), attr)
+
+
+def group_by_collection(records: Sequence[dict]) -> dict[str, list[dict]]:
+    """The records of one batch merged by id (:func:`flowcept.keeper.merge.coalesce`) and grouped by collection;
+    records of no collection (objects, control messages) or without their id are left out."""
+    from flowcept.keeper.merge import coalesce
+
+    grouped: dict[str, list[dict]] = {}
+    for record in coalesce(records):
+        collection = collection_of(record)
+        if collection is None:
+            continue
+        if record.get(COLLECTIONS[collection]) is None:
+            _log.debug("skipping a %s record without %s", collection, COLLECTIONS[collection])
+            continue
+        grouped.setdefault(collection, []).append(record)
+    return grouped
 
 
 def make_store(settings: Any, for_reading: bool = False) -> Store | None:

@@ -19,13 +19,12 @@ import contextlib
 import logging
 import os
 import threading
-from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
+from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 import orjson
 
 from flowcept.errors import BackendUnavailableError, QueryError, StoreError
-from flowcept.keeper.merge import coalesce
-from flowcept.store import COLLECTIONS, collection_of
+from flowcept.store import COLLECTIONS, group_by_collection
 from flowcept.store._filters import (SCALAR_FIELDS, PostgresDialect, apply_projection, compile_aggregate,
                                      compile_filter, compile_order_by, normalize_projection)
 
@@ -332,15 +331,7 @@ class PostgresStore:
 
     def upsert(self, records: Sequence[dict]) -> int:
         """Insert or merge records by id in one transaction; see :meth:`flowcept.store.Store.upsert`."""
-        by_collection: dict[str, list[dict]] = {}
-        for record in coalesce(records):
-            collection = collection_of(record)
-            if collection is None:
-                continue
-            if record.get(COLLECTIONS[collection]) is None:
-                _log.debug("skipping a %s record without %s", collection, COLLECTIONS[collection])
-                continue
-            by_collection.setdefault(collection, []).append(record)
+        by_collection = group_by_collection(records)
         if not by_collection:
             return 0
         arrays = {table: _dumps(recs) for table, recs in by_collection.items()}

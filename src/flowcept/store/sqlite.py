@@ -21,8 +21,8 @@ from typing import Any, Iterator, Mapping, Sequence
 import orjson
 
 from flowcept.errors import QueryError, StoreError
-from flowcept.keeper.merge import coalesce, merge_record
-from flowcept.store import COLLECTIONS, collection_of
+from flowcept.keeper.merge import merge_record
+from flowcept.store import COLLECTIONS, group_by_collection
 from flowcept.store._filters import (SQLITE, apply_projection, compile_aggregate, compile_filter, compile_order_by,
                                      normalize_projection)
 
@@ -202,30 +202,11 @@ class SqliteStore:
 
     def upsert(self, records: Sequence[dict]) -> int:
         """Insert or merge records by id in one transaction; see :meth:`flowcept.store.Store.upsert`."""
-        by_collection: dict[str, list[dict]] = {}
-        for record in coalesce(records):
-            collection = collection_of(record)
-            if collection is None:
-                continue
-            if record.get(COLLECTIONS[collection]) is None:
-                _log.debug("skipping a %s record without %s", collection, COLLECTIONS[collection])
-                continue
-            by_collection.setdefault(collection, []).append(record)
+        by_collection = group_by_collection(records)
         if not by_collection:
             return 0
-        conn = self._conn()
-        written = 0
-        with self._errors("upsert"):
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for collection, recs in by_collection.items():
-                    written += self._upsert_collection(conn, collection, recs)
-                conn.execute("COMMIT")
-            except BaseException:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-                raise
-        return written
+        with self._write_transaction() as conn:
+            return sum(self._upsert_collection(conn, collection, recs) for collection, recs in by_collection.items())
 
     def upsert_encoded(self, batch) -> int:
         """Insert or merge an encoded batch (:class:`flowcept.buffer.EncodedBatch`) in one transaction.
@@ -235,21 +216,24 @@ class SqliteStore:
         as in :func:`flowcept.keeper.merge.merge_record`; records of one batch sharing an id merge in order.
         """
         array = batch.array()
+        with self._write_transaction() as conn:
+            # Each statement scans the whole array: skip kinds the batch cannot contain.
+            return sum(conn.execute(stmt, (array,)).rowcount for marker, stmt in _ENCODED_UPSERTS
+                       if marker.search(array))
+
+    @contextlib.contextmanager
+    def _write_transaction(self) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` write transaction: commit on success, roll back on any error."""
         conn = self._conn()
         with self._errors("upsert"):
             conn.execute("BEGIN IMMEDIATE")
             try:
-                written = 0
-                for marker, stmt in _ENCODED_UPSERTS:
-                    # Each statement scans the whole array: skip kinds the batch cannot contain.
-                    if marker.search(array):
-                        written += conn.execute(stmt, (array,)).rowcount
+                yield conn
                 conn.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
                 raise
-        return written
 
     @staticmethod
     def _upsert_collection(conn: sqlite3.Connection, table: str, records: list[dict]) -> int:
