@@ -23,7 +23,7 @@ from typing import Callable, Iterable
 
 import orjson
 
-from flowcept.errors import FlowceptError, StoreError, TransportError
+from flowcept.errors import FlowceptError, StoreError
 
 logger = logging.getLogger("flowcept")
 

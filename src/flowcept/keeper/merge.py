@@ -12,7 +12,7 @@ from typing import Any, Iterable
 TERMINAL_STATUSES = frozenset({"FINISHED", "ERROR"})
 
 # Id key per record type; mirrors flowcept.store.COLLECTIONS without importing the store package.
-_ID_KEYS = (("task", "task_id"), ("workflow", "workflow_id"), ("agent", "agent_id"))
+_ID_KEYS = (("task", "task_id"), ("workflow", "workflow_id"), ("agent", "agent_id"), ("object", "object_id"))
 
 
 def _merge_dicts(old: dict, new: dict) -> dict:
@@ -62,6 +62,8 @@ def _record_key(record: dict) -> tuple[str, Any] | None:
         if rtype == type_name:
             rid = record.get(id_key)
             return (id_key, rid) if rid is not None else None
+    if rtype is not None and rtype not in ("task", "workflow", "agent"):
+        return None  # a kind of message without an identity of ours (e.g. control messages)
     # Untyped: the same inference as flowcept.store.collection_of.
     for id_key in ("task_id", "agent_id", "workflow_id"):
         rid = record.get(id_key)

@@ -137,38 +137,11 @@ def iter_messages(path: str, counter: dict | None = None) -> Iterator[dict]:
         counter["skipped_lines"] = counter.get("skipped_lines", 0) + bad
 
 
-_ID_OF_TYPE = {"task": "task_id", "workflow": "workflow_id", "agent": "agent_id", "object": "object_id"}
-
-
-def record_key(msg: dict) -> tuple | None:
-    """The identity of a message: (type, id), or None when it carries no id."""
-    kind = msg.get("type")
-    if kind is None:
-        kind = next((t for t, key in _ID_OF_TYPE.items() if msg.get(key) is not None), None)
-    key = _ID_OF_TYPE.get(kind)
-    if key is None or msg.get(key) is None:
-        return None
-    return (kind, msg[key])
-
-
 def merge_messages(messages: Iterator[dict]) -> list[dict]:
     """One record per id, later messages of an id merged into the first one (order of first appearance)."""
-    from flowcept.keeper.merge import merge_record
+    from flowcept.keeper.merge import coalesce
 
-    out: list[dict] = []
-    index: dict[tuple, int] = {}
-    for msg in messages:
-        key = record_key(msg)
-        if key is None:
-            out.append(msg)
-            continue
-        at = index.get(key)
-        if at is None:
-            index[key] = len(out)
-            out.append(msg)
-        else:
-            out[at] = merge_record(out[at], msg)
-    return out
+    return coalesce(messages)
 
 
 def consolidate_files(base_path: str, workflow_id: str, cleanup: bool = True) -> str:
