@@ -137,29 +137,30 @@ class FlowceptLoop:
         """Hook called as each iteration starts (the torch loops point the model at the iteration)."""
 
     def _capture(self, scope) -> Iterator:
-        append = scope.buffer.append
+        buffer = scope.buffer
         clock = time.time
         parent_var = _parent_var
-        id_ = new_id
         sampler = scope.telemetry if self.capture_telemetry is None else \
             telemetry_sampler(scope, self.capture_telemetry)
         hook = self._on_iteration if type(self)._on_iteration is not FlowceptLoop._on_iteration else None
-        wf = self.workflow_id or scope.workflow_id
-        camp = scope.campaign_id
-        activity = f"{self.loop_name}_iteration"
-        group = self.group_id = id_()
+        group = self.group_id = new_id()
+        id_prefix = group + "_"
         outer = parent_var.get()
-        parent = self.parent_task_id or outer
+        # The fields every iteration shares, built once (None ones left out: the records carry no nulls).
+        static = {"type": "task", "workflow_id": self.workflow_id or scope.workflow_id,
+                  "campaign_id": scope.campaign_id, "activity_id": f"{self.loop_name}_iteration",
+                  "group_id": group, "subtype": "iteration", "parent_task_id": self.parent_task_id or outer,
+                  "hostname": HOSTNAME}
+        static = {k: v for k, v in static.items() if v is not None}
         item_name = self.item_name
         immutable = IMMUTABLE_TYPES
         rec = None
         try:
             for i, item in enumerate(self._items):
-                tid = id_()
+                tid = id_prefix + str(i)
                 rec = self._current = {
-                    "type": "task", "task_id": tid, "workflow_id": wf, "campaign_id": camp,
-                    "activity_id": activity, "group_id": group, "subtype": "iteration",
-                    "parent_task_id": parent, "hostname": HOSTNAME, "used": {"i": i, item_name: item if type(item) in immutable else snapshot(item)},
+                    **static, "task_id": tid,
+                    "used": {"i": i, item_name: item if type(item) in immutable else snapshot(item)},
                     "started_at": clock(),
                 }
                 parent_var.set(tid)
@@ -173,7 +174,10 @@ class FlowceptLoop:
                         rec["telemetry_at_end"] = sampler.snapshot()
                     except Exception as exc:  # noqa: BLE001
                         report_internal_error("telemetry", exc)
-                append(rec)
+                queue = buffer._queue  # BatchBuffer.append, inlined
+                queue.append(rec)
+                if len(queue) >= buffer.batch_size or buffer._thread is None:
+                    buffer._kick(len(queue))
                 rec = None
         finally:
             parent_var.set(outer)
@@ -191,7 +195,7 @@ class FlowceptLightweightLoop(FlowceptLoop):
 
     Iterations only keep their items and :meth:`end_iter` dicts; the records (``used``, ``generated``,
     ``status: FINISHED``, ids, parent) are built and appended in one call when the loop ends or is left early.
-    Iteration ids are ``<group_id>_<i>``. Tasks captured inside the body are not re-parented to the iteration.
+    Tasks captured inside the body are not re-parented to the iteration.
 
     Raises:
         TypeError: ``items`` is an iterator and ``items_length`` is not given (its length must be known).
@@ -251,7 +255,8 @@ class FlowceptLightweightLoop(FlowceptLoop):
                 return total - hint() - 1
 
             def end_iter(g: dict) -> None:
-                generated[total - hint() - 1] = snapshot_values(dict(g))
+                # A copy: a dict reused across iterations must not end up in every record as its last state.
+                generated[total - hint() - 1] = g.copy()
 
             self._position, self.end_iter = position, end_iter
             try:
@@ -270,7 +275,7 @@ class FlowceptLightweightLoop(FlowceptLoop):
             return len(seen) - 1
 
         def end_iter(g: dict) -> None:
-            generated[len(seen) - 1] = snapshot_values(dict(g))
+            generated[len(seen) - 1] = g.copy()
 
         self._position, self.end_iter = position, end_iter
         try:
