@@ -18,6 +18,7 @@ from typing import Any, Callable
 from flowcept import context as _ctx
 from flowcept._internal_errors import report_internal_error
 from flowcept.capture._binding import make_binder, make_output_mapper
+from flowcept.capture._codegen import generate
 from flowcept import ids as _ids
 from flowcept.ids import new_id
 from flowcept.serialize import IMMUTABLE_TYPES, sanitize, snapshot, snapshot_values
@@ -291,7 +292,6 @@ def _task_decorator(func: Callable, *, output_names=None, args_handler: Callable
             return run_captured(scope, args, kwargs)
         return wrapper
 
-    immutable = IMMUTABLE_TYPES
     if output_names is None:
         single_key = "arg_0"
     elif isinstance(output_names, str):
@@ -301,60 +301,73 @@ def _task_decorator(func: Callable, *, output_names=None, args_handler: Callable
     else:
         single_key = None
 
-    @functools.wraps(func)
-    def fast_wrapper(*args, **kwargs):
-        # The common case inlined (no handler, no telemetry, no Namespace): the cost of every decorated call.
-        scope = scope_get()
-        if scope is None or not scope.active:
-            scope = current_scope()
-            if scope is None:
-                no_scope()
-                return func(*args, **kwargs)
-        if scope.telemetry is not None or (args and type(args[0]) is namespace):
-            return run_captured(scope, args, kwargs)
-        used = binder(args, kwargs)
-        for key, value in used.items():
-            if type(value) not in immutable:
-                used[key] = snapshot(value)
-        task_id = ids._prefix + str(next(ids._counter))
-        task = {"type": "task", "task_id": task_id, "workflow_id": fixed_wf or scope.workflow_id,
-                "campaign_id": fixed_camp or scope.campaign_id, "used": used, **static}
-        if lift and used:
-            _lift_ids(task, used, lift_wf, lift_camp)
-        parent = parent_get()
-        if parent is not None:
-            task["parent_task_id"] = parent
-        token = parent_set(task_id)
-        started = clock()
+    def outputs(task: dict, result: Any) -> None:
         try:
-            result = func(*args, **kwargs)
-        except BaseException as exc:
-            parent_reset(token)
-            scope.buffer.append(finish(task, started, clock(), None, exc, None))
-            raise
-        task["ended_at"] = clock()
-        parent_reset(token)
-        task["started_at"] = started
-        task["status"] = "FINISHED"
-        if result is not None:
-            if single_key is not None and type(result) is not dict:
-                # One output name (or none: "arg_0"): the mapping is ours, only the value needs a snapshot.
-                task["generated"] = {single_key: result if type(result) in immutable else snapshot(result)}
-            else:
-                try:
-                    generated = to_generated(result)
-                except Exception as exc:  # noqa: BLE001
-                    report_internal_error(f"outputs of {name}", exc)
-                    generated = None
-                if generated is not None:
-                    task["generated"] = snapshot(generated)
-        buffer = scope.buffer
-        queue = buffer._queue
-        queue.append(task)
-        if len(queue) >= buffer.batch_size or buffer._thread is None:
-            buffer._kick(len(queue))
-        return result
-    return fast_wrapper
+            generated = to_generated(result)
+        except Exception as exc:  # noqa: BLE001
+            report_internal_error(f"outputs of {name}", exc)
+            return
+        if generated is not None:
+            task["generated"] = snapshot(generated)
+
+    return functools.wraps(func)(generate(_TASK_TEMPLATE, func, {
+        "_fc_func": func, "_fc_scope_get": scope_get, "_fc_current_scope": current_scope, "_fc_no_scope": no_scope,
+        "_fc_run_captured": run_captured, "_fc_namespace": namespace, "_fc_binder": binder,
+        "_fc_snapshot": snapshot, "_fc_snapshot_values": snapshot_values, "_fc_immutable": IMMUTABLE_TYPES,
+        "_fc_ids": ids, "_fc_fixed_wf": fixed_wf, "_fc_fixed_camp": fixed_camp, "_fc_static": static,
+        "_fc_lift": lift, "_fc_lift_ids": _lift_ids, "_fc_lift_wf": lift_wf, "_fc_lift_camp": lift_camp,
+        "_fc_parent_get": parent_get, "_fc_parent_set": parent_set, "_fc_parent_reset": parent_reset,
+        "_fc_clock": clock, "_fc_finish": finish, "_fc_single_key": single_key, "_fc_outputs": outputs,
+    }))
+
+
+# The common case of @flowcept_task (no args_handler, no telemetry option), generated per signature
+# (see _codegen.py): the cost of every decorated call.
+_TASK_TEMPLATE = """
+def _fc_wrapper({params}):
+    _fc_scope = _fc_scope_get()
+    if _fc_scope is None or not _fc_scope.active:
+        _fc_scope = _fc_current_scope()
+        if _fc_scope is None:
+            _fc_no_scope()
+            return _fc_func({call})
+    if _fc_scope.telemetry is not None or type({first_arg}) is _fc_namespace:
+        return _fc_run_captured(_fc_scope, {args}, {kwargs})
+    _fc_used = {used}
+    _fc_task_id = _fc_ids._prefix + str(next(_fc_ids._counter))
+    _fc_task = {{"type": "task", "task_id": _fc_task_id, "workflow_id": _fc_fixed_wf or _fc_scope.workflow_id,
+                "campaign_id": _fc_fixed_camp or _fc_scope.campaign_id, "used": _fc_used, **_fc_static}}
+    if _fc_lift and _fc_used:
+        _fc_lift_ids(_fc_task, _fc_used, _fc_lift_wf, _fc_lift_camp)
+    _fc_parent = _fc_parent_get()
+    if _fc_parent is not None:
+        _fc_task["parent_task_id"] = _fc_parent
+    _fc_token = _fc_parent_set(_fc_task_id)
+    _fc_started = _fc_clock()
+    try:
+        _fc_result = _fc_func({call})
+    except BaseException as _fc_exc:
+        _fc_parent_reset(_fc_token)
+        _fc_scope.buffer.append(_fc_finish(_fc_task, _fc_started, _fc_clock(), None, _fc_exc, None))
+        raise
+    _fc_task["ended_at"] = _fc_clock()
+    _fc_parent_reset(_fc_token)
+    _fc_task["started_at"] = _fc_started
+    _fc_task["status"] = "FINISHED"
+    if _fc_result is not None:
+        if _fc_single_key is not None and type(_fc_result) is not dict:
+            # One output name (or none: "arg_0"): the mapping is ours, only the value needs a snapshot.
+            _fc_task["generated"] = {{_fc_single_key: _fc_result if type(_fc_result) in _fc_immutable
+                                     else _fc_snapshot(_fc_result)}}
+        else:
+            _fc_outputs(_fc_task, _fc_result)
+    _fc_buffer = _fc_scope.buffer
+    _fc_queue = _fc_buffer._queue  # BatchBuffer.append, inlined
+    _fc_queue.append(_fc_task)
+    if len(_fc_queue) >= _fc_buffer.batch_size or _fc_buffer._thread is None:
+        _fc_buffer._kick(len(_fc_queue))
+    return _fc_result
+"""
 
 
 def flowcept_task(func: Callable | None = None, **options: Any):
@@ -431,42 +444,47 @@ def lightweight_flowcept_task(func: Callable | None = None, *, output_names=None
             return result
         return async_light
 
-    scope_get = _scope_var.get
-    ids = _ids
-    mapped = output_names is not None
-    immutable = IMMUTABLE_TYPES
+    def record_error(exc: BaseException, used: dict) -> None:
+        scope = current_scope()
+        if scope is not None:
+            scope.buffer.append({"type": "task", "task_id": new_id(), "workflow_id": scope.workflow_id,
+                                 "activity_id": name, "used": used, "status": "ERROR",
+                                 "stderr": str(exc) or type(exc).__name__})
 
-    @functools.wraps(func)
-    def light(*args, **kwargs):
-        try:
-            result = func(*args, **kwargs)
-        except BaseException as exc:
-            scope = current_scope()
-            if scope is not None:
-                scope.buffer.append({"type": "task", "task_id": ids._prefix + str(next(ids._counter)),
-                                     "workflow_id": scope.workflow_id, "activity_id": name,
-                                     "used": binder(args, kwargs), "status": "ERROR",
-                                     "stderr": str(exc) or type(exc).__name__})
-            raise
-        scope = scope_get()
-        if scope is None or not scope.active:
-            scope = current_scope()
-            if scope is None:
-                no_scope()
-                return result
-        if mapped or result is None or type(result) is dict:
-            generated = snapshot(to_generated(result))
-        else:
-            generated = {"arg_0": result if type(result) in immutable else snapshot(result)}
-        buffer = scope.buffer
-        queue = buffer._queue
-        queue.append({"type": "task", "task_id": ids._prefix + str(next(ids._counter)),
-                      "workflow_id": scope.workflow_id, "activity_id": name,
-                      "used": snapshot_values(binder(args, kwargs)), "generated": generated})
-        if len(queue) >= buffer.batch_size or buffer._thread is None:
-            buffer._kick(len(queue))
-        return result
-    return light
+    return functools.wraps(func)(generate(_LIGHT_TEMPLATE, func, {
+        "_fc_func": func, "_fc_error": record_error, "_fc_scope_get": _scope_var.get,
+        "_fc_current_scope": current_scope, "_fc_no_scope": no_scope, "_fc_mapped": output_names is not None,
+        "_fc_to_generated": to_generated, "_fc_snapshot": snapshot, "_fc_snapshot_values": snapshot_values,
+        "_fc_immutable": IMMUTABLE_TYPES, "_fc_binder": binder, "_fc_ids": _ids, "_fc_name": name,
+    }))
+
+
+_LIGHT_TEMPLATE = """
+def _fc_wrapper({params}):
+    try:
+        _fc_result = _fc_func({call})
+    except BaseException as _fc_exc:
+        _fc_error(_fc_exc, {used_raw})
+        raise
+    _fc_scope = _fc_scope_get()
+    if _fc_scope is None or not _fc_scope.active:
+        _fc_scope = _fc_current_scope()
+        if _fc_scope is None:
+            _fc_no_scope()
+            return _fc_result
+    if _fc_mapped or _fc_result is None or type(_fc_result) is dict:
+        _fc_generated = _fc_snapshot(_fc_to_generated(_fc_result))
+    else:
+        _fc_generated = {{"arg_0": _fc_result if type(_fc_result) in _fc_immutable else _fc_snapshot(_fc_result)}}
+    _fc_buffer = _fc_scope.buffer
+    _fc_queue = _fc_buffer._queue  # BatchBuffer.append, inlined
+    _fc_queue.append({{"type": "task", "task_id": _fc_ids._prefix + str(next(_fc_ids._counter)),
+                      "workflow_id": _fc_scope.workflow_id, "activity_id": _fc_name, "used": {used},
+                      "generated": _fc_generated}})
+    if len(_fc_queue) >= _fc_buffer.batch_size or _fc_buffer._thread is None:
+        _fc_buffer._kick(len(_fc_queue))
+    return _fc_result
+"""
 
 
 _TASK_OPTIONS = frozenset({
