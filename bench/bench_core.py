@@ -7,8 +7,8 @@ all measured in this one run, in two regimes:
 
 * sustained: the flusher encodes and stores records while the calls run (on a 2-core machine it shares the GIL
   and the cores with the caller, so this is the cost per call when capturing as fast as the store can write);
-* capture only: the flusher waits until each repetition ends (records stay queued, then are stored, untimed), so
-  this is what a call costs the caller's thread.
+* capture only: bursts of 1,000 calls; the flusher stores each burst's records between bursts (untimed), so this
+  is what a call costs the caller's thread while the pipeline keeps up (the way bench_loops.py measures loops).
 
 Then the end-to-end time for 100,000 decorated calls until stop() returns with all of them queryable (counted in
 the store), and the peak RSS of 1,000,000 decorated calls.
@@ -45,9 +45,8 @@ def main() -> None:
     if opts.mode == "both":
         import subprocess
 
-        subprocess.run([sys.executable, __file__, "--calls", str(opts.calls), "--mode", "capture"], check=True,
-                       env={**os.environ, "FLOWCEPT_BUFFER_BATCH_SIZE": str(opts.calls + 10),
-                            "FLOWCEPT_BUFFER_MAX_SIZE": str(opts.calls + 10),
+        subprocess.run([sys.executable, __file__, "--mode", "capture"], check=True,
+                       env={**os.environ, "FLOWCEPT_BUFFER_BATCH_SIZE": "100000",
                             "FLOWCEPT_BUFFER_FLUSH_INTERVAL_SECS": "3600"})
         opts.mode = "sustained"
     work = tempfile.mkdtemp(prefix="flowcept-bench-")
@@ -96,16 +95,21 @@ def main() -> None:
 
     n = opts.calls
     rows = []
+    if opts.mode == "capture":
+        # Bursts of 1,000 calls; the queued records are stored between bursts, outside the timed part.
+        n, reps = 1000, 200
+    else:
+        reps = 5
     with Flowcept(workflow_name="bench_core") as controller:
-        # capture only: store the queued records between repetitions, outside the timed loop
         after = (lambda: controller._buffer.flush()) if opts.mode == "capture" else None
-        base = _median_ns(run_bare, n)
+        base = _median_ns(run_bare, n, reps)
         rows.append(("bare function call", base))
-        rows.append(("@flowcept_task", _median_ns(run_decorated, n, after=after)))
-        rows.append(("@flowcept_task, 10-key dict arg + output_names", _median_ns(run_dict, n, after=after)))
-        rows.append(("@lightweight_flowcept_task", _median_ns(run_light, n, after=after)))
-        rows.append(("FlowceptTask(...).end(...)", _median_ns(run_task, n, after=after)))
-    print(f"== {opts.mode}: python {sys.version.split()[0]}, {os.cpu_count()} cores, calls per repetition: {n}")
+        rows.append(("@flowcept_task", _median_ns(run_decorated, n, reps, after=after)))
+        rows.append(("@flowcept_task, 10-key dict arg + output_names", _median_ns(run_dict, n, reps, after=after)))
+        rows.append(("@lightweight_flowcept_task", _median_ns(run_light, n, reps, after=after)))
+        rows.append(("FlowceptTask(...).end(...)", _median_ns(run_task, n, reps, after=after)))
+    print(f"== {opts.mode}: python {sys.version.split()[0]}, {os.cpu_count()} cores, median over {reps} "
+          f"repetitions of {n} calls")
     print(f"{'case':50s} {'ns/call':>10s} {'overhead us':>12s} {'ratio':>8s}")
     for name, ns in rows:
         print(f"{name:50s} {ns:10.0f} {(ns - base) / 1000:12.2f} {ns / base:8.1f}")

@@ -223,3 +223,25 @@ class TestTorchLoops:
                 for batch in FlowceptBatchLoop([torch.zeros(1, 3)], epochs):
                     model(batch)
         assert [t["subtype"] for t in tasks_of(fc.workflow_id)] == ["parent_forward"] * 2
+
+
+def test_model_without_flowcept_warns_once(caplog):
+    """An instrumented model called while no Flowcept runs works as is, records nothing and warns once."""
+    import torch
+    import torch.nn as nn
+
+    from flowcept import flowcept_torch
+
+    @flowcept_torch
+    class Tiny(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(2, 1)
+
+        def forward(self, x):
+            return self.fc(x)
+
+    model = Tiny()
+    for _ in range(3):
+        assert model(torch.zeros(1, 2)).shape == (1, 1)
+    assert sum("Tiny.forward" in r.getMessage() for r in caplog.records) == 1

@@ -26,7 +26,7 @@ from typing import Any
 
 from flowcept import context as _ctx
 from flowcept._internal_errors import report_internal_error
-from flowcept.capture.decorator import HOSTNAME
+from flowcept.capture.decorator import HOSTNAME, _NoScopeWarning
 from flowcept.capture.loop import FlowceptLightweightLoop, FlowceptLoop
 from flowcept.ids import new_id, new_uuid
 
@@ -168,6 +168,7 @@ def flowcept_torch(cls):
     ``capture_epochs_at_every``, ``register_workflow``); without a running Flowcept the model runs as is.
     """
     base_forward = cls.forward
+    no_scope = _NoScopeWarning(f"{cls.__qualname__}.forward")
 
     class Instrumented(cls):
         def __init__(self, *args: Any, **kwargs: Any):
@@ -183,6 +184,7 @@ def flowcept_torch(cls):
             if scope is None or not scope.active:
                 scope = _ctx.current_scope()
                 if scope is None:
+                    no_scope()
                     return base_forward(self, *args, **kwargs)
             if st.epoch % st.every:
                 return base_forward(self, *args, **kwargs)
