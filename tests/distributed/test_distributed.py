@@ -239,3 +239,45 @@ def test_postgres_down_for_ten_seconds_loses_nothing(tmp_path, monkeypatch, pg_d
             proxy.cut()
             cleanup_stream(env["stream"])
 
+
+
+@pytest.mark.slow
+def test_redis_restart_without_persistence_while_keepers_lag(tmp_path, monkeypatch):
+    """No keeper runs while 60,000 tasks stream out, then Redis restarts empty: the producer resends every
+    unacknowledged batch (older ones from its copies on disk) and a keeper started afterwards stores them all."""
+    import glob
+
+    from flowcept import Flowcept, flowcept_task
+    from flowcept.keeper import Keeper
+    from flowcept.settings import get_settings
+    from flowcept.transport import redis_streams
+
+    env = redis_settings(tmp_path, monkeypatch)
+    monkeypatch.setattr(redis_streams, "RETAIN_MAX_BYTES", 256 * 1024)
+
+    @flowcept_task
+    def double(x):
+        return 2 * x
+
+    try:
+        with Flowcept(start_persistence=False, check_safe_stops=False) as f:
+            for i in range(60_000):
+                double(i)
+            f._buffer.flush(60)
+            assert glob.glob(env["spill"][:-len(".jsonl")] + "_*.retained.*")  # old copies went to disk
+            subprocess.run(["redis-cli", "shutdown", "nosave"], check=False, capture_output=True)
+            subprocess.run(REDIS_RESTART, check=True, capture_output=True)
+            wait_for(redis_up, 20, "redis to restart")
+            for i in range(60_000, 60_010):
+                double(i)
+        keeper = Keeper(get_settings()).start()
+        store = make_store(env)
+        try:
+            wait_for(lambda: store.count("tasks", {"workflow_id": f.workflow_id}) == 60_010, 60, "60,010 tasks")
+        finally:
+            keeper.close()
+            store.close()
+        assert glob.glob(env["spill"][:-len(".jsonl")] + "_*.retained.*") == []
+    finally:
+        restore_redis()
+        cleanup_stream(env["stream"])

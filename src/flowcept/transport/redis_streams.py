@@ -159,6 +159,80 @@ def new_producer_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
 
 
+class _RetainedOverflow:
+    """Copies of sent batches not yet acknowledged, past :data:`RETAIN_MAX_BYTES`, kept in segment files.
+
+    While the keepers lag far behind, the oldest copies move from memory to disk instead of being dropped, so a
+    Redis restart that lost the stream can still be repaired. A segment is deleted once the keepers acknowledged
+    every entry in it. Lines are ``<count> <JSON array>``.
+    """
+
+    SEGMENT_BYTES = 64 * 1024 * 1024
+
+    def __init__(self, base_path: str):
+        self.base_path = base_path
+        self.segments: deque = deque()  # [path, fd or None, max id tuple, bytes, records]
+        self._serial = 0
+
+    @property
+    def records(self) -> int:
+        return sum(seg[4] for seg in self.segments)
+
+    def add(self, key: tuple, fields: dict) -> None:
+        seg = self.segments[-1] if self.segments and self.segments[-1][1] is not None else None
+        if seg is None:
+            self._serial += 1
+            path = f"{self.base_path}.retained.{self._serial}"
+            seg = [path, os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), key, 0, 0]
+            self.segments.append(seg)
+        line = str(int(fields["n"])).encode() + b" " + fields["b"] + b"\n"
+        view = memoryview(line)
+        while view:
+            view = view[os.write(seg[1], view):]
+        seg[2], seg[3], seg[4] = key, seg[3] + len(line), seg[4] + int(fields["n"])
+        if seg[3] >= self.SEGMENT_BYTES:
+            os.close(seg[1])
+            seg[1] = None
+
+    def prune(self, boundary: tuple) -> None:
+        """Delete the segments whose every entry is below the keepers' acknowledged boundary."""
+        while self.segments and self.segments[0][2] < boundary:
+            self._remove(self.segments.popleft())
+
+    def take(self) -> list:
+        """Detach every segment, oldest first: the caller resends them, then discards them."""
+        taken, self.segments = list(self.segments), deque()
+        for seg in taken:
+            if seg[1] is not None:
+                os.close(seg[1])
+                seg[1] = None
+        return taken
+
+    @staticmethod
+    def batches(segment) -> Iterator[tuple[int, bytes]]:
+        """The ``(count, JSON array)`` batches of one segment, in order."""
+        with open(segment[0], "rb") as f:
+            for line in f:
+                count, _, body = line.rstrip(b"\n").partition(b" ")
+                if body:
+                    yield int(count), body
+
+    def discard(self, segments) -> None:
+        for seg in segments:
+            self._remove(seg)
+
+    def close(self) -> None:
+        self.discard(self.take())
+
+    @staticmethod
+    def _remove(seg) -> None:
+        if seg[1] is not None:
+            with contextlib.suppress(OSError):
+                os.close(seg[1])
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(seg[0])
+
+
 class RedisStreamTransport:
     """Sink that appends each batch to the Redis Stream ``mq.channel`` (at-least-once; see the module docstring).
 
@@ -191,6 +265,8 @@ class RedisStreamTransport:
         self._hurry_by: float | None = None
         self._retained: deque = deque()  # (id tuple, entry id, fields, size)
         self._retained_bytes = 0
+        self._overflow = _RetainedOverflow(os.path.splitext(self.spill_path)[0])
+        self._run_id: str | None = None  # the Redis server's run id, to notice restarts
         self._last_prune = 0.0
         self._check_loss = False
         self._spill_fd: int | None = None
@@ -220,6 +296,7 @@ class RedisStreamTransport:
                 self._retained.clear()
                 self._retained_bytes = 0
                 self._spill_fd = None
+                self._overflow = _RetainedOverflow(os.path.splitext(spill_file_path(self.mq.spill_path))[0])
                 self._replay_offset = 0
                 self.spill_path = spill_file_path(self.mq.spill_path)
             if self._client is None:
@@ -298,18 +375,24 @@ class RedisStreamTransport:
         self._down_since = None
         return True
 
-    def _on_sent(self, entry_id, fields: dict, count: int) -> None:
+    def _on_sent(self, entry_id, fields: dict, count: int, count_as_sent: bool = True) -> None:
         entry_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
         self.last_id = entry_id
-        self.sent += count
+        if count_as_sent:
+            self.sent += count
         size = len(fields["b"])
         # Kept until the keepers acknowledge the entry, to resend after a Redis restart that lost data.
         self._retained.append((parse_id(entry_id), entry_id, fields, size))
         self._retained_bytes += size
         while self._retained_bytes > RETAIN_MAX_BYTES and len(self._retained) > 1:
-            # Oldest copies go first. They are safe in Redis unless it also restarts without persistence while the
-            # keepers lag by more than this window: run Redis with persistence where that matters.
-            self._retained_bytes -= self._retained.popleft()[3]
+            # The oldest copies move to disk (deleted once acknowledged), so memory stays bounded however far
+            # the keepers lag, and a Redis restart that lost the stream can still be repaired.
+            key, _, old_fields, old_size = self._retained.popleft()
+            self._retained_bytes -= old_size
+            try:
+                self._overflow.add(key, old_fields)
+            except OSError as exc:
+                logger.warning("flowcept: cannot keep a copy of an unacknowledged batch on disk (%s)", exc)
         now = time.monotonic()
         if now - self._last_prune >= _PRUNE_EVERY_SECS:
             self._last_prune = now
@@ -317,6 +400,7 @@ class RedisStreamTransport:
 
     def _prune(self) -> None:
         try:
+            self._check_restart()
             boundary = acked_below(self.client, self.stream, self.group)
         except _LOST:
             return
@@ -327,22 +411,37 @@ class RedisStreamTransport:
         retained = self._retained
         while retained and retained[0][0] < boundary:
             self._retained_bytes -= retained.popleft()[3]
+        self._overflow.prune(boundary)
+
+    def _check_restart(self) -> None:
+        """A new server run id means Redis restarted; redis-py may have reconnected without an error, so this is
+        where a restart that lost the stream is noticed (checked on each prune and each flush)."""
+        run_id = self.client.info("server").get("run_id")
+        if self._run_id is not None and run_id != self._run_id:
+            self._resend_if_lost()
+        self._run_id = run_id
 
     def _resend_if_lost(self) -> None:
-        """After an outage: if our latest entry is gone, the server restarted empty; resend what is unconfirmed."""
+        """After an outage: if our latest entry is gone, the server restarted empty; resend what is unconfirmed
+        (the copies on disk first, oldest first, then those in memory)."""
         client = self.client
-        if self.last_id is not None and not client.xrange(self.stream, self.last_id, self.last_id):
+        # Acknowledged entries stay in the stream (nothing trims it), so a missing one means the stream was lost.
+        probe = self._retained[0][1] if self._retained else self.last_id
+        if probe is not None and not client.xrange(self.stream, probe, probe):
+            segments = self._overflow.take()
             items = list(self._retained)
-            logger.warning("flowcept: Redis restarted without entry %s; resending %d unconfirmed batch(es)",
-                           self.last_id, len(items))
+            logger.warning("flowcept: Redis restarted without entry %s; resending %d unconfirmed batch(es) and "
+                           "%d segment(s) of older ones kept on disk", probe, len(items), len(segments))
             self._retained.clear()
             self._retained_bytes = 0
-            for _, _, fields, size in items:
-                entry_id = client.xadd(self.stream, fields)
-                entry_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-                self._retained.append((parse_id(entry_id), entry_id, fields, size))
-                self._retained_bytes += size
-                self.last_id = entry_id
+            for segment in segments:
+                for count, body in self._overflow.batches(segment):
+                    self._seq += 1
+                    fields = {"b": body, "p": self.producer_id, "s": self._seq, "n": count, "e": "json"}
+                    self._on_sent(client.xadd(self.stream, fields), fields, count, count_as_sent=False)
+            self._overflow.discard(segments)
+            for _, _, fields, _ in items:
+                self._on_sent(client.xadd(self.stream, fields), fields, int(fields["n"]), count_as_sent=False)
         self._check_loss = False
 
     def _spill(self, fields: dict, count: int, batch=None) -> None:
@@ -448,6 +547,11 @@ class RedisStreamTransport:
         if self._spill_fd is not None:
             with contextlib.suppress(OSError):
                 os.fsync(self._spill_fd)
+        if self.last_id is not None and self._down_since is None:
+            try:
+                self._check_restart()
+            except redis_exc.RedisError as exc:
+                logger.debug("flowcept: could not check the Redis server at flush: %r", exc)
         return self.spilled == 0
 
     def register_workflow(self, workflow_id: str) -> None:
@@ -482,12 +586,14 @@ class RedisStreamTransport:
         except redis_exc.RedisError:
             boundary = None
         pending = sum(int(f["n"]) for key, _, f, _ in list(self._retained) if boundary is None or key >= boundary)
-        return pending + self.spilled
+        return pending + self._overflow.records + self.spilled
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        if self._pid == os.getpid():
+            self._overflow.close()
         if self._spill_fd is not None:
             with contextlib.suppress(OSError):
                 os.close(self._spill_fd)
