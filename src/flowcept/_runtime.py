@@ -14,7 +14,8 @@ from flowcept.buffer import BatchBuffer
 
 logger = logging.getLogger("flowcept")
 
-_lock = threading.Lock()
+# Re-entrant: the SIGTERM handler stops controllers, which takes it, and may run while this thread holds it.
+_lock = threading.RLock()
 _state: dict = {"buffer": None, "users": 0, "pid": None, "dump_path": None, "keeper": None, "keeper_users": 0}
 
 

@@ -118,11 +118,13 @@ class _Marker:
 
 def encode_batch(records: list) -> EncodedBatch:
     """Encode captured records (null fields left out, values JSON cannot hold converted) into a batch."""
-    odd = [i for i, r in enumerate(records) if None in r.values() or "data" in r]
+    # Identity tests (id(None) among the value ids): `None in values` would call arrays' __eq__.
+    none_id = id(None)
+    odd = [i for i, r in enumerate(records) if none_id in map(id, r.values()) or "data" in r]
     has_data = False
     for i in odd:
         record = records[i]
-        if None in record.values():
+        if none_id in map(id, record.values()):
             records[i] = record = {k: v for k, v in record.items() if v is not None}
         has_data = has_data or "data" in record
     return EncodedBatch(dumps(records), len(records), has_data)
@@ -140,7 +142,7 @@ class BatchBuffer:
     """
 
     def __init__(self, sinks: Sequence[Sink], batch_size: int = 2000, flush_interval_secs: float = 0.1,
-                 max_size: int = 200_000, full_wait_secs: float = 5.0):
+                 max_size: int = 20_000, full_wait_secs: float = 5.0):
         self.sinks = list(sinks)
         self.batch_size = max(1, int(batch_size))
         self.flush_interval_secs = float(flush_interval_secs)
@@ -151,11 +153,12 @@ class BatchBuffer:
         self._thread: threading.Thread | None = None
         self._closing = False
         self._markers = 0  # flush markers queued and not yet reached
-        self._marker_lock = threading.Lock()
+        # Re-entrant: a signal handler may flush while this thread is inside flush() (see _runtime).
+        self._marker_lock = threading.RLock()
         # Held while a batch is written: fork waits for it, so a child never inherits a sink (or SQLite) lock
         # taken mid-write by the parent's flusher.
         self._work_lock = threading.Lock()
-        self._start_lock = threading.Lock()
+        self._start_lock = threading.RLock()
         self.written = 0  # records every sink accepted (flusher thread only)
         self.dropped = 0  # records lost, with the reason logged
         self.sink_failures: dict[str, int] = {}
@@ -223,7 +226,7 @@ class BatchBuffer:
     @property
     def pending(self) -> int:
         """Records queued and not yet delivered."""
-        return sum(1 for item in self._queue if type(item) is not _Marker)
+        return max(0, len(self._queue) - self._markers)
 
     # ---- control ------------------------------------------------------------------------------------------
     def _start(self) -> None:
@@ -269,10 +272,10 @@ class BatchBuffer:
         # The flusher thread did not survive the fork; records queued by the parent are the parent's to send.
         self._queue = deque()
         self._markers = 0
-        self._marker_lock = threading.Lock()
+        self._marker_lock = threading.RLock()
         self._work_lock = threading.Lock()
         self._wake = threading.Event()
-        self._start_lock = threading.Lock()
+        self._start_lock = threading.RLock()
         self._thread = None
 
     # ---- flusher thread -----------------------------------------------------------------------------------

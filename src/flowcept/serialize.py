@@ -64,14 +64,23 @@ ARRAY_INLINE_MAX = 1000  # arrays and tensors up to this many elements are store
 def snapshot(value: Any) -> Any:
     """``value`` as it is now, safe from later mutation: containers are copied (recursively), arrays and tensors
     become lists (or, past :data:`ARRAY_INLINE_MAX` elements, a ``{type, shape, dtype}`` summary). Other objects
-    are kept as they are and converted when their batch is encoded."""
+    are kept as they are and converted when their batch is encoded. Never raises (a cyclic container, or an
+    object whose attribute lookup fails, becomes its placeholder string)."""
+    try:
+        return _snapshot(value)
+    except Exception:  # noqa: BLE001 - capture must never break the user's call
+        report_internal_error("snapshot of a value", None)
+        return placeholder(value)
+
+
+def _snapshot(value: Any) -> Any:
     cls = type(value)
     if cls in _IMMUTABLE:
         return value
     if cls is dict:
-        return {k: snapshot(v) for k, v in value.items()}
+        return {k: _snapshot(v) for k, v in value.items()}
     if cls is list or cls is tuple or cls is set or cls is frozenset:
-        return [snapshot(v) for v in value]
+        return [_snapshot(v) for v in value]
     if hasattr(value, "dtype") and hasattr(value, "shape"):
         return _array_snapshot(value)
     return value
@@ -88,6 +97,12 @@ def snapshot_values(values: dict) -> dict:
 
 def _array_snapshot(array: Any) -> Any:
     try:
+        device = getattr(array, "device", None)
+        if device is not None and str(device) != "cpu" and hasattr(array, "detach"):
+            # An accelerator tensor: reading it here would wait for the device; keep a copy, read it on the flusher.
+            if array.numel() <= ARRAY_INLINE_MAX:
+                return array.detach().clone()
+            return {"type": type(array).__name__, "shape": list(array.shape), "dtype": str(array.dtype)}
         if tuple(array.shape) == ():
             return array.item()
         size = array.size if isinstance(array.size, int) else array.numel()
@@ -105,10 +120,6 @@ def dumps(value: Any) -> bytes:
     except (TypeError, orjson.JSONEncodeError):
         return orjson.dumps(_walk(value), default=_default, option=_OPTIONS)
 
-
-def loads(data: bytes | str) -> Any:
-    """Parse JSON text."""
-    return orjson.loads(data)
 
 
 def sanitize(value: Any) -> Any:
@@ -130,12 +141,3 @@ def _walk(value: Any) -> Any:
         return orjson.loads(orjson.dumps(value, default=_default, option=_OPTIONS))
     except Exception:  # noqa: BLE001
         return placeholder(value)
-
-
-def flatten_namespaces(used: dict) -> dict:
-    """Merge the attributes of any ``argparse.Namespace`` value into ``used`` in its place."""
-    for key, val in list(used.items()):
-        if isinstance(val, argparse.Namespace):
-            del used[key]
-            used.update(vars(val))
-    return used

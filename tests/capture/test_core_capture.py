@@ -657,3 +657,62 @@ class TestSettingsActedOn:
             square(2)
         (task,) = Flowcept.db.task_query({"workflow_id": "wf-joined"})
         assert "campaign_id" not in task
+
+
+class TestReviewFixes:
+    def test_parameters_named_like_builtins(self):
+        """Functions with parameters named type/len/dict... are captured and run unchanged."""
+        from flowcept import lightweight_flowcept_task
+
+        @flowcept_task
+        def cast(type, x):
+            return {"float": float}[type](x)
+
+        @lightweight_flowcept_task
+        def size(len):
+            return len * 2
+
+        with Flowcept() as f:
+            assert cast("float", "1.5") == 1.5 and size(3) == 6
+        assert sorted(str(t["used"]) for t in tasks_of(f.workflow_id)) == ["{'len': 3}", "{'type': 'float', 'x': '1.5'}"]
+
+    def test_cyclic_and_array_inputs(self):
+        """A cyclic list becomes a placeholder; a record holding a numpy array in a top-level field still encodes."""
+        import numpy as np
+
+        @flowcept_task
+        def takes(v):
+            return 1
+
+        cyc = [1]
+        cyc.append(cyc)
+        with Flowcept() as f:
+            assert takes(cyc) == 1
+            FlowceptTask(activity_id="arr", data=np.arange(3)).end()
+        got = {t["activity_id"]: t for t in tasks_of(f.workflow_id)}
+        assert got["takes"]["used"]["v"].startswith("list_instance_id_") and f.report.dropped == 0
+        assert got["arr"]["data"] == [0, 1, 2]
+
+    def test_lightweight_records_inputs_as_passed(self):
+        """The lightweight decorator records inputs as they were passed, even if the function mutates them."""
+        from flowcept import lightweight_flowcept_task
+
+        @lightweight_flowcept_task
+        def grow(xs):
+            xs.append(99)
+            return len(xs)
+
+        with Flowcept() as f:
+            grow([1])
+        (task,) = tasks_of(f.workflow_id)
+        assert task["used"] == {"xs": [1]} and task["generated"] == {"arg_0": 2}
+
+    def test_task_ended_after_stop_is_reported(self):
+        """A FlowceptTask ended after its Flowcept stopped is not silently lost: it is reported."""
+        from flowcept._internal_errors import capture_error_count
+
+        with Flowcept():
+            t = FlowceptTask(activity_id="late")
+        before = capture_error_count()
+        t.end()
+        assert capture_error_count() == before + 1

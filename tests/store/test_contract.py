@@ -326,3 +326,16 @@ class TestSqliteStore:
         assert store.count("tasks") == 100_000
         assert elapsed < 10
         store.close()
+
+
+def test_encoded_merge_keeps_null_inputs(tmp_path):
+    """A redelivered or updated task keeps inputs whose value is null (merge rules, not JSON merge-patch)."""
+    from flowcept.buffer import EncodedBatch
+    from flowcept.store.sqlite import SqliteStore
+
+    store = SqliteStore(tmp_path / "m.sqlite")
+    rec = {"type": "task", "task_id": "t", "used": {"x": None, "y": 1}, "status": "FINISHED"}
+    store.upsert_encoded(EncodedBatch.from_docs([rec]))
+    store.upsert_encoded(EncodedBatch.from_docs([{**rec, "status": "RUNNING", "generated": {"z": 2}}]))
+    assert store.find("tasks", {"task_id": "t"}) == [{**rec, "generated": {"z": 2}}]
+    store.close()

@@ -5,7 +5,8 @@ names and copying them into ``used``. A wrapper generated as ``def w(x, y=<defau
 arguments and builds ``used`` as one dict literal: about twice as cheap. Functions whose signature has ``*args``,
 ``**kwargs`` or keyword-only parameters get the same body with the generic ``*args, **kwargs`` parameters.
 
-Every name the templates use starts with ``_fc_``; a function with a parameter of that prefix gets the generic form.
+Every name the templates use starts with ``_fc_``; a function with a parameter of that prefix, or named like a
+builtin the templates call, gets the generic form.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import inspect
 from typing import Any, Callable
 
 _PREFIX = "_fc_"
+# Builtins the templates call: a parameter with one of these names would shadow it inside the wrapper.
+_TEMPLATE_BUILTINS = frozenset({"type", "str", "next", "len", "dict", "BaseException"})
 _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 
 
@@ -22,15 +25,15 @@ def signature_fields(func: Callable) -> tuple[dict[str, str], dict[str, Any]]:
 
     Returns:
         ``(fields, defaults)``: ``fields`` has ``params`` (the wrapper's parameter list), ``call`` (the arguments
-        passed on to ``func``), ``used`` (an expression building the snapshotted inputs dict), ``used_raw`` (the
-        inputs dict without snapshots), ``args`` / ``kwargs`` (the call as a tuple and a dict) and ``first_arg``
+        passed on to ``func``), ``used`` (an expression building the snapshotted inputs dict), ``args`` / ``kwargs`` (the call as a tuple and a dict) and ``first_arg``
         (an expression for the first positional argument, or ``None``).
     """
     try:
         params = list(inspect.signature(func).parameters.values())
     except (TypeError, ValueError):
         params = None
-    if params is None or any(p.kind not in _POSITIONAL or p.name.startswith(_PREFIX) for p in params):
+    if params is None or any(p.kind not in _POSITIONAL or p.name.startswith(_PREFIX) or p.name in _TEMPLATE_BUILTINS
+                             for p in params):
         return dict(GENERIC), {}
     parts: list[str] = []
     defaults: dict[str, Any] = {}
@@ -51,7 +54,6 @@ def signature_fields(func: Callable) -> tuple[dict[str, str], dict[str, Any]]:
         "call": ", ".join(names),
         "used": "{" + ", ".join(f"{n!r}: {n} if type({n}) in _fc_immutable else _fc_snapshot({n})"
                                 for n in names) + "}",
-        "used_raw": "{" + ", ".join(f"{n!r}: {n}" for n in names) + "}",
         "args": "(" + "".join(f"{n}, " for n in names) + ")",
         "kwargs": "{}",
         "first_arg": names[0] if names else "None",
@@ -63,7 +65,6 @@ GENERIC = {
     "params": "*args, **kwargs",
     "call": "*args, **kwargs",
     "used": "_fc_snapshot_values(_fc_binder(args, kwargs))",
-    "used_raw": "_fc_binder(args, kwargs)",
     "args": "args",
     "kwargs": "kwargs",
     "first_arg": "(args[0] if args else None)",

@@ -461,10 +461,11 @@ def lightweight_flowcept_task(func: Callable | None = None, *, output_names=None
 
 _LIGHT_TEMPLATE = """
 def _fc_wrapper({params}):
+    _fc_used = {used}  # before the call: inputs as they were passed, whatever the function does to them
     try:
         _fc_result = _fc_func({call})
     except BaseException as _fc_exc:
-        _fc_error(_fc_exc, {used_raw})
+        _fc_error(_fc_exc, _fc_used)
         raise
     _fc_scope = _fc_scope_get()
     if _fc_scope is None or not _fc_scope.active:
@@ -479,7 +480,7 @@ def _fc_wrapper({params}):
     _fc_buffer = _fc_scope.buffer
     _fc_queue = _fc_buffer._queue  # BatchBuffer.append, inlined
     _fc_queue.append({{"type": "task", "task_id": _fc_ids._prefix + str(next(_fc_ids._counter)),
-                      "workflow_id": _fc_scope.workflow_id, "activity_id": _fc_name, "used": {used},
+                      "workflow_id": _fc_scope.workflow_id, "activity_id": _fc_name, "used": _fc_used,
                       "generated": _fc_generated}})
     if len(_fc_queue) >= _fc_buffer.batch_size or _fc_buffer._thread is None:
         _fc_buffer._kick(len(_fc_queue))

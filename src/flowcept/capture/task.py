@@ -130,7 +130,7 @@ class FlowceptTask:
         record["status"] = getattr(status, "value", status)
         if self._sampler is not None:
             end_telemetry(record, self._sampler)
-        self._scope.buffer.append(record)
+        self._publish(record)
 
     def send(self) -> None:
         """Publish the task as it is now (``status: FINISHED``, ``ended_at = started_at``), unless already ended."""
@@ -140,7 +140,15 @@ class FlowceptTask:
         record = self._record
         record.setdefault("status", "FINISHED")
         record["ended_at"] = record["started_at"]
-        self._scope.buffer.append(record)
+        self._publish(record)
+
+    def _publish(self, record: dict) -> None:
+        if self._scope.active:
+            self._scope.buffer.append(record)
+        else:
+            report_internal_error("FlowceptTask ended after its Flowcept stopped", RuntimeError(
+                f"task {record.get('task_id')} ({record.get('activity_id')}) was not recorded: end it before "
+                "the Flowcept block ends"))
 
     def get_id(self) -> str | None:
         return self._record.get("task_id")

@@ -52,16 +52,17 @@ def _regexp(pattern: str | None, value: Any) -> bool | None:
 
 
 def _encoded_upsert(table: str, kind: str, id_key: str) -> str:
-    # A terminal status already stored is kept when a later message brings a non-terminal one.
+    # New ids are inserted as they come; an id already stored merges in flowcept_merge (the merge rules of
+    # flowcept.keeper.merge, the same as every other store and reader), called only for those rows.
     return (
         f"INSERT INTO {table} (id, doc) SELECT json_extract(value, '$.{id_key}'), value FROM json_each(?) "
         f"WHERE json_extract(value, '$.type') = '{kind}' AND json_extract(value, '$.{id_key}') IS NOT NULL "
-        f"ON CONFLICT(id) DO UPDATE SET doc = CASE "
-        f"WHEN json_extract(doc, '$.status') IN ('FINISHED', 'ERROR') "
-        f"AND coalesce(json_extract(excluded.doc, '$.status'), 'FINISHED') NOT IN ('FINISHED', 'ERROR') "
-        f"THEN json_set(json_patch(doc, excluded.doc), '$.status', json_extract(doc, '$.status')) "
-        f"ELSE json_patch(doc, excluded.doc) END"
+        f"ON CONFLICT(id) DO UPDATE SET doc = flowcept_merge(doc, excluded.doc)"
     )
+
+
+def _merge_json(old: str, new: str) -> str:
+    return orjson.dumps(merge_record(orjson.loads(old), orjson.loads(new)), option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 _ENCODED_UPSERTS = tuple((re.compile(rb'"type"\s*:\s*"' + kind.encode() + rb'"'),
@@ -158,6 +159,7 @@ class SqliteStore:
             try:
                 conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
                 conn.create_function("REGEXP", 2, _regexp, deterministic=True)
+                conn.create_function("flowcept_merge", 2, _merge_json, deterministic=True)
                 _retry_locked(lambda: conn.execute("PRAGMA journal_mode = WAL"))
                 conn.execute("PRAGMA synchronous = NORMAL")
                 if not self._schema_ready:
@@ -211,9 +213,9 @@ class SqliteStore:
     def upsert_encoded(self, batch) -> int:
         """Insert or merge an encoded batch (:class:`flowcept.buffer.EncodedBatch`) in one transaction.
 
-        The whole batch goes to SQLite as one JSON array and is split, inserted and merged there (``json_each``,
-        ``json_patch``), so the work runs outside the GIL and capture threads keep running meanwhile. Merge rules
-        as in :func:`flowcept.keeper.merge.merge_record`; records of one batch sharing an id merge in order.
+        The whole batch goes to SQLite as one JSON array and is split and inserted there (``json_each``), so the
+        work runs outside the GIL and capture threads keep running meanwhile. Ids already stored merge by
+        :func:`flowcept.keeper.merge.merge_record`; records of one batch sharing an id merge in order.
         """
         array = batch.array()
         with self._write_transaction() as conn:
