@@ -216,3 +216,30 @@ def test_keeper_to_postgres_merges_repeated_ids_across_entries(env, pg_dsn):
         assert store.count("workflows") == 1
         again.store.close()
         store.close()
+
+
+def test_a_bad_entry_never_blocks_the_stream(env):
+    """An entry the store refuses (malformed JSON) is set aside in the rejects file; the others are stored."""
+    import orjson
+
+    from flowcept.keeper import Keeper
+    from flowcept.settings import get_settings
+    from tests.transport.redis_env import make_store, redis_client, wait_for
+
+    client = redis_client()
+    good = [{"type": "task", "task_id": f"g{i}", "workflow_id": "wf-bad"} for i in range(3)]
+    client.xadd(env["stream"], {"b": orjson.dumps(good[:2]), "n": 2, "e": "json", "p": "t", "s": 1})
+    client.xadd(env["stream"], {"b": b'[{"type":"task","task_id":"x",', "n": 1, "e": "json", "p": "t", "s": 2})
+    client.xadd(env["stream"], {"b": orjson.dumps(good[2:]), "n": 1, "e": "json", "p": "t", "s": 3})
+    keeper = Keeper(get_settings()).start()
+    store = make_store(env)
+    try:
+        wait_for(lambda: store.count("tasks", {"workflow_id": "wf-bad"}) == 3, 20, "the good records")
+        wait_for(lambda: keeper.stats.rejected == 1, 20, "the bad entry to be set aside")
+        rejected = [orjson.loads(line) for line in open(keeper.rejects_path, "rb")]
+        assert len(rejected) == 1 and rejected[0]["body"].startswith('[{"type":"task","task_id":"x"')
+        info = client.xinfo_groups(env["stream"])[0]
+        assert info["pending"] == 0
+    finally:
+        keeper.close()
+        store.close()

@@ -39,6 +39,7 @@ class KeeperStats:
     claimed: int = 0
     store_retries: int = 0
     broker_retries: int = 0
+    rejected: int = 0
 
 
 class _Joined:
@@ -59,6 +60,10 @@ class _Joined:
     @property
     def docs(self) -> list[dict]:
         return orjson.loads(self.array())
+
+
+class _BadBatch(Exception):
+    """The store answers but refused a batch: its data, not the store, is the problem."""
 
 
 def decode_entry(fields: dict) -> tuple[bytes | None, list[dict] | None, int]:
@@ -84,7 +89,8 @@ class Keeper:
 
     Args:
         settings: flowcept settings (``mq`` for the stream, ``databases`` for the store).
-        store: where records go; default ``make_store(settings)``.
+        store: where records go; default ``make_store(settings)``. Entries it refuses while it answers (bad data)
+            are acknowledged and set aside in ``<mq.spill_path stem>_rejected.jsonl``.
         consumer: this keeper's name in the group; default ``host:pid:random`` (a restarted keeper is a new
             consumer and claims the old one's entries once they are idle).
         claim_idle_secs: entries delivered to a keeper and not acknowledged for this long are claimed.
@@ -108,6 +114,8 @@ class Keeper:
                 raise FlowceptError("the keeper needs a store: enable databases.sqlite or databases.postgres "
                                     "(and project.db_flush_mode: online)")
         self.store = store
+        # Entries the store refuses (malformed data) go here instead of blocking the stream.
+        self.rejects_path = os.path.splitext(settings.mq.spill_path)[0] + "_rejected.jsonl"
         self.claim_idle_ms = int(claim_idle_secs * 1000)
         self.read_count = int(read_count)
         self.block_ms = int(block_ms)
@@ -221,22 +229,36 @@ class Keeper:
 
     def _process(self, client, entries: list) -> None:
         ids, parts, docs, count = [], [], [], 0
+        decoded = []  # (entry id, json body, docs, count) per entry, to retry one by one
         for entry_id, fields in entries:
             ids.append(entry_id)
             if not fields:
                 continue
             try:
                 inner, entry_docs, n = decode_entry(fields)
+                if entry_docs is not None and not all(isinstance(d, dict) for d in entry_docs):
+                    raise ValueError("an entry's records must be mappings")
             except Exception as exc:  # noqa: BLE001 - a malformed entry must not block the stream
-                logger.warning("flowcept keeper: skipping undecodable entry %s: %r", entry_id, exc)
+                self._reject(entry_id, fields.get(b"b"), exc)
                 continue
+            decoded.append((entry_id, inner, entry_docs, n))
             if entry_docs is not None:
                 docs.extend(entry_docs)
                 count += n
             elif inner:
                 parts.append(inner)
                 count += n
-        self._commit(parts, docs, count)
+        try:
+            self._commit(parts, docs, count)
+        except _BadBatch:
+            # The store answers but refused the batch: find the entries it refuses and set them aside, so one
+            # bad entry never blocks the stream (nor every keeper that would claim it).
+            for entry_id, inner, entry_docs, n in decoded:
+                try:
+                    self._commit([inner] if inner else [], entry_docs or [], n)
+                except _BadBatch as exc:
+                    self._reject(entry_id, b"[" + inner + b"]" if inner else orjson.dumps(entry_docs), exc.__cause__)
+                    count -= n
         client.xack(self.stream, self.group, *ids)
         self.stats.entries += len(ids)
         self.stats.records += count
@@ -260,12 +282,34 @@ class Keeper:
                     self.store.upsert(docs)
                 return
             except (StoreError, OSError) as exc:
+                if self._store_answers():
+                    raise _BadBatch() from exc
                 self.stats.store_retries += 1
                 logger.warning("flowcept keeper: store write failed (%s); retrying in %.1fs", exc, delay)
                 if self._stop.wait(delay):
                     # Not acknowledged: another keeper (or this one, restarted) will write these entries.
                     raise _Abandon() from exc
                 delay = min(delay * 2, _BACKOFF_MAX_SECS)
+
+    def _store_answers(self) -> bool:
+        try:
+            self.store.count("tasks", {"task_id": "flowcept-keeper-probe"})
+            return True
+        except Exception:  # noqa: BLE001 - any failure here means the store itself is the problem
+            return False
+
+    def _reject(self, entry_id, body: bytes | None, exc: BaseException | None) -> None:
+        """Set an entry the store refuses aside in the rejects file (acknowledged, counted, logged)."""
+        self.stats.rejected += 1
+        path = os.path.abspath(self.rejects_path)
+        try:
+            with open(path, "ab") as f:
+                f.write(orjson.dumps({"entry_id": entry_id.decode() if isinstance(entry_id, bytes) else entry_id,
+                                      "error": repr(exc), "body": (body or b"").decode("utf-8", "replace")})
+                        + b"\n")
+        except OSError as write_exc:
+            logger.error("flowcept keeper: cannot write the rejects file %s: %s", path, write_exc)
+        logger.warning("flowcept keeper: entry %s was refused (%r) and set aside in %s", entry_id, exc, path)
 
     # ---- redis --------------------------------------------------------------------------------------------
     def _redis(self):
