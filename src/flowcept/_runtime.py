@@ -146,8 +146,7 @@ def release_keeper(keeper, timeout: float | None) -> None:
         if last:
             _state["keeper"] = None
     if last:
-        keeper.stop(timeout)
-        keeper.close()
+        keeper.close(timeout)
 
 
 def current_keeper():

@@ -145,13 +145,12 @@ class Keeper:
             return not thread.is_alive()
         return True
 
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def close(self) -> None:
-        """Stop and close the store and the Redis connection."""
-        self.stop()
+    def close(self, timeout: float | None = None) -> None:
+        """Stop (waiting up to ``timeout``), then close the store and the Redis connection. If the thread did not
+        end in time it keeps its store: closing it under a running write would fail that write."""
+        if not self.stop(timeout):
+            logger.warning("flowcept keeper: still finishing a batch after %ss; leaving it to end", timeout)
+            return
         try:
             self.store.close()
         finally:

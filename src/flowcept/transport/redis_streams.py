@@ -286,9 +286,19 @@ class RedisStreamTransport:
 
     @property
     def client(self) -> "redis.Redis":
+        self._check_fork()
+        with self._lock:
+            if self._client is None:
+                self._client = connect(self.mq)
+            return self._client
+
+    def _check_fork(self) -> None:
+        """In a forked child, start over as a producer of its own: the parent's sockets, copies, spill file and
+        outage state are the parent's."""
+        if self._pid == os.getpid():
+            return
         with self._lock:
             if self._pid != os.getpid():
-                # A forked child must not share the parent's sockets, and is a producer of its own.
                 self._pid = os.getpid()
                 self._client = None
                 self.producer_id = new_producer_id()
@@ -296,15 +306,15 @@ class RedisStreamTransport:
                 self._retained.clear()
                 self._retained_bytes = 0
                 self._spill_fd = None
-                self._overflow = _RetainedOverflow(os.path.splitext(spill_file_path(self.mq.spill_path))[0])
                 self._replay_offset = 0
                 self.spill_path = spill_file_path(self.mq.spill_path)
-            if self._client is None:
-                self._client = connect(self.mq)
-            return self._client
+                self._overflow = _RetainedOverflow(os.path.splitext(self.spill_path)[0])
+                self._down_since, self._hurry_by, self._check_loss, self._last_try = None, None, False, 0.0
+                self._run_id = None
 
     # ---- flusher thread -----------------------------------------------------------------------------------
     def write(self, batch) -> int:
+        self._check_fork()
         self._seq += 1
         fields = {"b": batch.array(), "p": self.producer_id, "s": self._seq, "n": len(batch), "e": "json"}
         self._send(fields, len(batch), batch)
@@ -434,14 +444,22 @@ class RedisStreamTransport:
                            "%d segment(s) of older ones kept on disk", probe, len(items), len(segments))
             self._retained.clear()
             self._retained_bytes = 0
-            for segment in segments:
-                for count, body in self._overflow.batches(segment):
-                    self._seq += 1
-                    fields = {"b": body, "p": self.producer_id, "s": self._seq, "n": count, "e": "json"}
-                    self._on_sent(client.xadd(self.stream, fields), fields, count, count_as_sent=False)
+            try:
+                for segment in segments:
+                    for count, body in self._overflow.batches(segment):
+                        self._seq += 1
+                        fields = {"b": body, "p": self.producer_id, "s": self._seq, "n": count, "e": "json"}
+                        self._on_sent(client.xadd(self.stream, fields), fields, count, count_as_sent=False)
+                for _, _, fields, _ in items:
+                    self._on_sent(client.xadd(self.stream, fields), fields, int(fields["n"]), count_as_sent=False)
+            except BaseException:
+                # Lost again midway: keep every copy (the old ones first, so the next check probes an entry
+                # that is gone and resends again); what gets resent twice merges by id.
+                self._overflow.segments.extendleft(reversed(segments))
+                self._retained = deque(items + list(self._retained))
+                self._retained_bytes = sum(item[3] for item in self._retained)
+                raise
             self._overflow.discard(segments)
-            for _, _, fields, _ in items:
-                self._on_sent(client.xadd(self.stream, fields), fields, int(fields["n"]), count_as_sent=False)
         self._check_loss = False
 
     def _spill(self, fields: dict, count: int, batch=None) -> None:
@@ -534,6 +552,7 @@ class RedisStreamTransport:
     def flush(self, timeout: float | None = None) -> bool:
         """Send spilled records on (waiting for a lost broker to come back) until none is left or the deadline passes: ``timeout``, else the stop() deadline given to
         :meth:`hurry`, else ``reconnect_deadline_secs``. True when every record written so far is in Redis."""
+        self._check_fork()
         if self.spilled:
             now = time.monotonic()
             deadline = now + timeout if timeout is not None else (self._hurry_by or now + self.reconnect_deadline_secs)
