@@ -321,6 +321,7 @@ class PostgresStore:
             conns, self._connections = self._connections, []
             self._closed = True
         if os.getpid() != self._pid:
+            _ABANDONED.extend(conns)  # the parent's sockets: never closed (nor garbage-collected) in this child
             return
         for _, conn in conns:
             with contextlib.suppress(Exception):

@@ -194,6 +194,7 @@ class SqliteStore:
             conns, self._connections = self._connections, []
             self._closed = True
         if os.getpid() != self._pid:
+            _ABANDONED.extend(conns)  # the parent's: never closed (nor garbage-collected) in this child
             return
         for conn in conns:
             with contextlib.suppress(sqlite3.Error):
