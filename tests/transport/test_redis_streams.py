@@ -108,3 +108,17 @@ class TestRedisStreamTransport:
             transport.mark_flushed("wf1")
         state = redis_client().hgetall(producers_key(env["stream"], "wf1"))
         assert state == {transport.producer_id.encode(): f"flushed {transport.last_id}".encode()}
+
+
+def test_ingest_infers_missing_types(tmp_path):
+    """Lines without a `type` (written by other tools) are typed as the stores infer it, and stored."""
+    from flowcept.keeper import ingest_file
+    from flowcept.store.sqlite import SqliteStore
+
+    path = tmp_path / "untyped.jsonl"
+    path.write_bytes(b'{"task_id": "u1", "used": {"x": 1}}\n{"workflow_id": "w1", "name": "n"}\n{"neither": 1}\n')
+    store = SqliteStore(tmp_path / "s.sqlite")
+    assert ingest_file(str(path), store) == 2
+    assert store.find("tasks", {"task_id": "u1"})[0]["type"] == "task"
+    assert store.find("workflows", {"workflow_id": "w1"})[0]["name"] == "n"
+    store.close()

@@ -409,6 +409,9 @@ def run_keeper(settings=None, stop_event: threading.Event | None = None, *, stor
         keeper.store.close()
 
 
+_TYPE_OF_COLLECTION = {"tasks": "task", "workflows": "workflow", "agents": "agent"}
+
+
 def ingest_file(path: str, store, batch_size: int = 5000,
                 progress: Callable[[int], None] | None = None) -> int:
     """Load a JSONL file (a spill file or a buffer file) into ``store``; safe to run twice (records merge by id).
@@ -427,6 +430,7 @@ def ingest_file(path: str, store, batch_size: int = 5000,
         StoreError: the store failed.
     """
     from flowcept.buffer import EncodedBatch
+    from flowcept.store import collection_of
 
     total, bad = 0, 0
     upsert_encoded = getattr(store, "upsert_encoded", None)
@@ -449,7 +453,14 @@ def ingest_file(path: str, store, batch_size: int = 5000,
             if not isinstance(doc, dict):
                 bad += 1
                 continue
-            lines.append(orjson.dumps(doc))  # compact form: the store's encoded path matches compact bytes
+            if "type" not in doc:
+                # Records written by other tools may lack the discriminator: infer it as the stores do.
+                kind = _TYPE_OF_COLLECTION.get(collection_of(doc))
+                if kind is None:
+                    bad += 1
+                    continue
+                doc["type"] = kind
+            lines.append(orjson.dumps(doc))
             docs.append(doc)
             if len(lines) >= batch_size:
                 commit(lines, docs)
