@@ -102,6 +102,8 @@ class BaseConsumer:
                     return
 
     def _consume_stream(self, settings) -> None:
+        import orjson
+
         from flowcept.context import suppress_capture
         from flowcept.keeper.keeper import decode_entry
         from flowcept.transport.redis_streams import connect, redis_errors
@@ -116,25 +118,33 @@ class BaseConsumer:
             except Exception as exc:  # noqa: BLE001 - BUSYGROUP: the group exists, resume it
                 if "BUSYGROUP" not in str(exc):
                     raise
-        while not self._stop.is_set():
-            try:
-                replies = client.xreadgroup(self.group, name, {stream: ">"}, count=16, block=200)
-            except Exception as exc:  # noqa: BLE001 - broker away: retry until stopped
-                logger.warning("flowcept: %s could not read the stream: %r", type(self).__name__, exc)
-                self._stop.wait(1.0)
-                continue
-            for _, entries in replies or ():
-                for entry_id, fields in entries:
-                    inner, docs, _ = decode_entry(fields)
-                    if docs is None:
-                        import orjson
-
-                        docs = orjson.loads(b"[" + inner + b"]") if inner else []
-                    for doc in docs:
-                        if not self._handle(doc):
-                            self._stop.set()
-                            break
-                    client.xack(stream, self.group, entry_id)
+        try:
+            while not self._stop.is_set():
+                try:
+                    replies = client.xreadgroup(self.group, name, {stream: ">"}, count=16, block=200)
+                except Exception as exc:  # noqa: BLE001 - broker away: retry until stopped
+                    logger.warning("flowcept: %s could not read the stream: %r", type(self).__name__, exc)
+                    self._stop.wait(1.0)
+                    continue
+                for _, entries in replies or ():
+                    for entry_id, fields in entries:
+                        try:
+                            inner, docs, _ = decode_entry(fields)
+                            if docs is None:
+                                docs = orjson.loads(b"[" + inner + b"]") if inner else []
+                        except Exception as exc:  # noqa: BLE001 - a malformed entry is skipped, not fatal
+                            logger.warning("flowcept: %s skipped an undecodable entry %s: %r",
+                                           type(self).__name__, entry_id, exc)
+                            docs = []
+                        for doc in docs:
+                            if not self._handle(doc):
+                                self._stop.set()
+                                break
+                        client.xack(stream, self.group, entry_id)
+                        if self._stop.is_set():
+                            return
+        finally:
+            client.close()
 
 
 class _Tap:
