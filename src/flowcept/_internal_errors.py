@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from contextlib import contextmanager
 
 logger = logging.getLogger("flowcept")
 
@@ -26,12 +25,3 @@ def report_internal_error(where: str, exc: BaseException | None = None) -> None:
 def capture_error_count() -> int:
     """How many capture failures happened in this process so far."""
     return _counts["capture_errors"]
-
-
-@contextmanager
-def suppress_internal_errors(where: str):
-    """Run a block of capture code; any exception in it is reported and swallowed."""
-    try:
-        yield
-    except Exception as exc:  # noqa: BLE001 - capture must never break the user's program
-        report_internal_error(where, exc)

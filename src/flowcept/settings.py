@@ -220,7 +220,9 @@ class MQSettings:
     password: str | None = _key(None, "Broker password.", env="MQ_PASSWORD")
     username: str | None = _key(None, "Reference only (RabbitMQ user).", env="MQ_USERNAME")
     vhost: str | None = _key(None, "Reference only (RabbitMQ virtual host).", env="MQ_VHOST")
-    group_id: str | None = _key(None, "Reference only (Kafka consumer group).", env="MQ_GROUP_ID")
+    group_id: str | None = _key(None, "Consumer group the keepers read the stream through (default "
+                                      "`flowcept_keeper`); keepers of one group share the records.",
+                                env="MQ_GROUP_ID")
     group_file: str | None = _key(None, "Reference only (Mofka group file).")
     instances: list[str] | None = _key(None, "Reference only (`host:port` list of DB writers).")
     channel: str = _key("interception", "Stream name records are published to.", env="MQ_CHANNEL")

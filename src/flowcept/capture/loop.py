@@ -79,8 +79,6 @@ class FlowceptLoop:
         TypeError: ``items`` is not iterable.
     """
 
-    _lightweight = False
-
     def __init__(self, items: Iterable | int, loop_name: str = "loop", item_name: str = "item",
                  parent_task_id: str | None = None, workflow_id: str | None = None, items_length: int = 0,
                  capture_enabled: bool = True, capture_telemetry: bool | None = None):
@@ -200,8 +198,6 @@ class FlowceptLightweightLoop(FlowceptLoop):
     Raises:
         TypeError: ``items`` is an iterator and ``items_length`` is not given (its length must be known).
     """
-
-    _lightweight = True
 
     def _resolve_items(self, items, items_length: int):
         if isinstance(items, bool) or not (isinstance(items, (int, Iterable))):

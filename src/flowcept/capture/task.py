@@ -14,7 +14,6 @@ from flowcept.records import TaskObject
 from flowcept.serialize import snapshot
 
 logger = logging.getLogger("flowcept")
-_END_FIELDS = ("generated", "ended_at", "stdout", "stderr", "status")
 _warned_inert = [False]
 
 

@@ -369,10 +369,6 @@ def _instrument_child(st: _ModelCapture, name: str, child) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ loops
-def _loop_base(mode: str | None):
-    return FlowceptLoop if mode == "default" else FlowceptLightweightLoop
-
-
 class FlowceptEpochLoop:
     """Loop over epochs (``loop_name="epochs_loop"``, ``item_name="epoch"``) that points ``model``'s forwards at
     the current epoch iteration.

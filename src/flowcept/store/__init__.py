@@ -36,7 +36,6 @@ STORES: dict[str, str] = {
 }
 
 _TYPE_TO_COLLECTION = {"task": "tasks", "workflow": "workflows", "agent": "agents"}
-_IGNORED_TYPES = frozenset({"object", "flowcept_control"})
 
 
 @runtime_checkable

@@ -2,11 +2,11 @@
 
 ::
 
-    BatchBuffer flusher ──write(docs)──▶ Transport ──▶ embedded: the Store, in this process
+    BatchBuffer flusher ──write(batch)──▶ Transport ──▶ embedded: the Store, in this process
                                                    └─▶ redis:    a Redis Stream, read by a Keeper
 
-A transport is a :class:`flowcept.buffer.Sink`: ``write(docs)`` runs on the flusher thread, may block, and returns
-how many records it could not keep. ``flush(timeout)`` returns once everything written is acknowledged.
+A transport is a :class:`flowcept.buffer.Sink`: ``write(batch)`` (an :class:`flowcept.buffer.EncodedBatch`) runs on
+the flusher thread, may block, and returns how many records it could not keep. ``flush(timeout)`` returns once everything written is acknowledged.
 ``close()`` is idempotent. Adding one = one module + one line in :data:`TRANSPORTS`.
 """
 

@@ -8,8 +8,9 @@
                │  (mq.spill_path + "_<host>_<pid>", JSONL) and carry on; once the broker answers again, the spill
                │  file is replayed into the stream and deleted
                ▼
-    retained copies of sent batches, dropped once the keepers' group has acknowledged them (stream positions);
-    resent when the broker came back without them (a restart without persistence)
+    copies of sent batches (in memory up to RETAIN_MAX_BYTES, older ones in segment files), dropped once the
+    keepers' group has acknowledged them (stream positions); resent when the server restarted without them
+    (noticed by its run id)
 
 Entry layout: ``b`` is the batch as one JSON array of records (the bytes the flusher already encoded, so the
 producer pays no second encoding; ``e`` says ``json``; a keeper also accepts ``msgpack`` entries from other
@@ -46,8 +47,8 @@ except ImportError as _exc:  # pragma: no cover - exercised without the extra
 logger = logging.getLogger("flowcept")
 
 DEFAULT_GROUP = "flowcept_keeper"
-# Copies of sent batches are kept until the keepers acknowledge them (at most this many bytes, newest first), to
-# resend after a Redis restart that lost them.
+# Copies of sent batches are kept until the keepers acknowledge them, to resend after a Redis restart that lost
+# them: the newest this many bytes in memory, older ones on disk (_RetainedOverflow).
 RETAIN_MAX_BYTES = 64 * 1024 * 1024
 PRODUCERS_TTL_SECS = 7 * 24 * 3600
 _BACKOFF_MAX_SECS = 1.0
@@ -590,13 +591,6 @@ class RedisStreamTransport:
             pipe.execute()
         except redis_exc.RedisError as exc:
             logger.warning("flowcept: could not note producer state %r in Redis: %s", state, exc)
-
-    def is_committed(self, timeout: float | None = None) -> bool:
-        """Whether every entry this process sent is acknowledged (stored) by the keepers' group."""
-        if self.last_id is None:
-            return True
-        with redis_errors("reading the keepers' progress"):
-            return is_committed(self.client, self.stream, self.group, self.last_id)
 
     def unconfirmed(self) -> int:
         """Records this process sent that the keepers have not acknowledged yet, plus those spilled (best effort)."""
