@@ -23,6 +23,7 @@ from typing import Callable, Iterable
 
 import orjson
 
+from flowcept.buffer import EncodedBatch
 from flowcept.errors import FlowceptError, StoreError
 
 logger = logging.getLogger("flowcept")
@@ -40,26 +41,6 @@ class KeeperStats:
     store_retries: int = 0
     broker_retries: int = 0
     rejected: int = 0
-
-
-class _Joined:
-    """Several stream entries' JSON arrays as one batch for ``upsert_encoded`` (no decoding in Python)."""
-
-    __slots__ = ("parts", "count")
-
-    def __init__(self, parts: list[bytes], count: int):
-        self.parts = parts
-        self.count = count
-
-    def __len__(self) -> int:
-        return self.count
-
-    def array(self) -> bytes:
-        return b"[" + b",".join(self.parts) + b"]"
-
-    @property
-    def docs(self) -> list[dict]:
-        return orjson.loads(self.array())
 
 
 class _BadBatch(Exception):
@@ -271,7 +252,7 @@ class Keeper:
             try:
                 if parts:
                     upsert_encoded = getattr(self.store, "upsert_encoded", None)
-                    joined = _Joined(parts, count)
+                    joined = EncodedBatch(b"[" + b",".join(parts) + b"]", count)
                     if upsert_encoded is not None:
                         upsert_encoded(joined)
                     else:
