@@ -740,3 +740,48 @@ def compile_aggregate(group_by: Any, aggregations: Sequence, dialect: _Dialect =
         return tuple(group_sort_key(record[field]) for field in groups)
 
     return ", ".join(select), sparams, group_sql, decode, (sort_key if groups else None)
+
+
+# ---- the shared parts of a store's find(): one implementation for every dialect ---------------------------------
+
+def check_collection(collection: str) -> str:
+    """``collection`` itself (a table name), or QueryError naming the known ones."""
+    from flowcept.store import COLLECTIONS
+
+    if collection not in COLLECTIONS:
+        raise QueryError(f"unknown collection {collection!r}; collections: {', '.join(COLLECTIONS)}")
+    return collection
+
+
+def check_limit(limit: Any) -> int:
+    """``limit`` as a non-negative int (None = 0 = no limit), or QueryError."""
+    if limit is None:
+        return 0
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise QueryError(f"limit must be a non-negative int, got {limit!r}")
+    return limit
+
+
+def compile_find(collection: str, filter: Any, sort: Any, limit: Any, dialect, doc_expr: str = "doc"):
+    """``(sql, params)`` of a find: ``SELECT <doc_expr> FROM <collection> WHERE ... ORDER BY ... LIMIT ...``."""
+    table = check_collection(collection)
+    where, params = compile_filter(filter, dialect)
+    order, oparams = compile_order_by(sort, dialect)
+    limit = check_limit(limit)
+    sql = f"SELECT {doc_expr} FROM {table} WHERE {where}{order}"
+    params = params + oparams
+    if limit:
+        sql += f" LIMIT {dialect.placeholder}"
+        params.append(limit)
+    return sql, params
+
+
+def decode_docs(rows, projection: Any) -> list[dict]:
+    """The JSON documents of ``(doc,)`` rows, projected."""
+    import orjson
+
+    proj = normalize_projection(projection)
+    loads = orjson.loads
+    if proj is None:
+        return [loads(doc) for (doc,) in rows]
+    return [apply_projection(loads(doc), proj) for (doc,) in rows]

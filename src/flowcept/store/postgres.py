@@ -25,8 +25,7 @@ import orjson
 
 from flowcept.errors import BackendUnavailableError, QueryError, StoreError
 from flowcept.store import COLLECTIONS, group_by_collection
-from flowcept.store._filters import (SCALAR_FIELDS, PostgresDialect, apply_projection, compile_aggregate,
-                                     compile_filter, compile_order_by, normalize_projection)
+from flowcept.store._filters import (SCALAR_FIELDS, PostgresDialect, check_collection, compile_aggregate, compile_filter, compile_find, decode_docs)
 
 try:
     import psycopg
@@ -389,7 +388,7 @@ class PostgresStore:
 
     def delete(self, collection: str, filter: Mapping) -> int:
         """Delete matching records; ``{}`` deletes all. Returns the count deleted."""
-        table = _table(collection)
+        table = check_collection(collection)
         if filter is None:
             raise QueryError("delete needs a filter; pass {} to delete every record")
         where, params = compile_filter(filter, DIALECT)
@@ -400,25 +399,12 @@ class PostgresStore:
     def find(self, collection: str, filter: Mapping | None = None, projection: Any = None, sort: Any = None,
              limit: int = 0) -> list[dict]:
         """Matching records, projected, sorted, at most ``limit`` (0 = all)."""
-        table = _table(collection)
-        where, params = compile_filter(filter, DIALECT)
-        order, oparams = compile_order_by(sort, DIALECT)
-        proj = normalize_projection(projection)
-        limit = _limit(limit)
-        sql = f"SELECT doc::text FROM {table} WHERE {where}{order}"
-        params = params + oparams
-        if limit:
-            sql += " LIMIT %s"
-            params.append(limit)
-        rows = self._run("find", lambda conn: conn.execute(sql, params).fetchall())
-        loads = orjson.loads
-        if proj is None:
-            return [loads(doc) for (doc,) in rows]
-        return [apply_projection(loads(doc), proj) for (doc,) in rows]
+        sql, params = compile_find(collection, filter, sort, limit, DIALECT, doc_expr="doc::text")
+        return decode_docs(self._run("find", lambda conn: conn.execute(sql, params).fetchall()), projection)
 
     def count(self, collection: str, filter: Mapping | None = None) -> int:
         """How many records match."""
-        table = _table(collection)
+        table = check_collection(collection)
         where, params = compile_filter(filter, DIALECT)
         return self._run("count", lambda conn: conn.execute(f"SELECT COUNT(*) FROM {table} WHERE {where}",
                                                             params).fetchone()[0])
@@ -426,7 +412,7 @@ class PostgresStore:
     def aggregate(self, collection: str, filter: Mapping | None = None, group_by: Any = None,
                   aggregations: Sequence = ()) -> list[dict]:
         """Grouped avg/sum/min/max/count; see :meth:`flowcept.store.Store.aggregate`."""
-        table = _table(collection)
+        table = check_collection(collection)
         where, wparams = compile_filter(filter, DIALECT)
         select, sparams, group_sql, decode, sort_key = compile_aggregate(group_by, aggregations, DIALECT)
         sql = f"SELECT {select} FROM {table} WHERE {where}{group_sql}"
@@ -448,7 +434,7 @@ class PostgresStore:
 
     def explain(self, collection: str, filter: Mapping | None = None) -> str:
         """The query plan of ``find(collection, filter)`` (for index checks)."""
-        table = _table(collection)
+        table = check_collection(collection)
         where, params = compile_filter(filter, DIALECT)
         rows = self._run("explain", lambda conn: conn.execute(f"EXPLAIN SELECT doc FROM {table} WHERE {where}",
                                                               params).fetchall())
@@ -460,15 +446,5 @@ def _is_nul_error(exc: StoreError) -> bool:
     return getattr(cause, "sqlstate", None) in ("22P05", "22021") or "\\u0000" in str(cause)
 
 
-def _table(collection: str) -> str:
-    if collection not in COLLECTIONS:
-        raise QueryError(f"unknown collection {collection!r}; collections: {', '.join(COLLECTIONS)}")
-    return collection
 
 
-def _limit(limit: Any) -> int:
-    if limit is None:
-        return 0
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-        raise QueryError(f"limit must be a non-negative int, got {limit!r}")
-    return limit

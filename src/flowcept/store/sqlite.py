@@ -23,8 +23,8 @@ import orjson
 from flowcept.errors import QueryError, StoreError
 from flowcept.keeper.merge import merge_record
 from flowcept.store import COLLECTIONS, group_by_collection
-from flowcept.store._filters import (SQLITE, apply_projection, compile_aggregate, compile_filter, compile_order_by,
-                                     normalize_projection)
+from flowcept.store._filters import (SQLITE, check_collection, compile_aggregate, compile_filter,
+                                     compile_find, decode_docs)
 
 __all__ = ["SqliteStore"]
 
@@ -259,7 +259,7 @@ class SqliteStore:
 
     def delete(self, collection: str, filter: Mapping) -> int:
         """Delete matching records; ``{}`` deletes all. Returns the count deleted."""
-        table = _table(collection)
+        table = check_collection(collection)
         if filter is None:
             raise QueryError("delete needs a filter; pass {} to delete every record")
         where, params = compile_filter(filter, SQLITE)
@@ -273,27 +273,15 @@ class SqliteStore:
     def find(self, collection: str, filter: Mapping | None = None, projection: Any = None, sort: Any = None,
              limit: int = 0) -> list[dict]:
         """Matching records, projected, sorted, at most ``limit`` (0 = all)."""
-        table = _table(collection)
-        where, params = compile_filter(filter, SQLITE)
-        order, oparams = compile_order_by(sort, SQLITE)
-        proj = normalize_projection(projection)
-        limit = _limit(limit)
-        sql = f"SELECT doc FROM {table} WHERE {where}{order}"
-        params = params + oparams
-        if limit:
-            sql += " LIMIT ?"
-            params.append(limit)
+        sql, params = compile_find(collection, filter, sort, limit, SQLITE)
         conn = self._conn()
         with self._errors("find"):
             rows = conn.execute(sql, params).fetchall()
-        loads = orjson.loads
-        if proj is None:
-            return [loads(doc) for (doc,) in rows]
-        return [apply_projection(loads(doc), proj) for (doc,) in rows]
+        return decode_docs(rows, projection)
 
     def count(self, collection: str, filter: Mapping | None = None) -> int:
         """How many records match."""
-        table = _table(collection)
+        table = check_collection(collection)
         where, params = compile_filter(filter, SQLITE)
         conn = self._conn()
         with self._errors("count"):
@@ -302,7 +290,7 @@ class SqliteStore:
     def aggregate(self, collection: str, filter: Mapping | None = None, group_by: Any = None,
                   aggregations: Sequence = ()) -> list[dict]:
         """Grouped avg/sum/min/max/count; see :meth:`flowcept.store.Store.aggregate`."""
-        table = _table(collection)
+        table = check_collection(collection)
         where, wparams = compile_filter(filter, SQLITE)
         select, sparams, group_sql, decode, sort_key = compile_aggregate(group_by, aggregations, SQLITE)
         conn = self._conn()
@@ -314,15 +302,5 @@ class SqliteStore:
         return out
 
 
-def _table(collection: str) -> str:
-    if collection not in COLLECTIONS:
-        raise QueryError(f"unknown collection {collection!r}; collections: {', '.join(COLLECTIONS)}")
-    return collection
 
 
-def _limit(limit: Any) -> int:
-    if limit is None:
-        return 0
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-        raise QueryError(f"limit must be a non-negative int, got {limit!r}")
-    return limit
