@@ -268,6 +268,7 @@ class RedisStreamTransport:
         self._retained_bytes = 0
         self._overflow = _RetainedOverflow(os.path.splitext(self.spill_path)[0])
         self._run_id: str | None = None  # the Redis server's run id, to notice restarts
+        self._resending = False
         self._last_prune = 0.0
         self._check_loss = False
         self._spill_fd: int | None = None
@@ -427,9 +428,15 @@ class RedisStreamTransport:
     def _check_restart(self) -> None:
         """A new server run id means Redis restarted; redis-py may have reconnected without an error, so this is
         where a restart that lost the stream is noticed (checked on each prune and each flush)."""
+        if self._resending:
+            return  # called back from a resend in progress (through _on_sent): nothing new to learn
         run_id = self.client.info("server").get("run_id")
         if self._run_id is not None and run_id != self._run_id:
-            self._resend_if_lost()
+            self._resending = True
+            try:
+                self._resend_if_lost()
+            finally:
+                self._resending = False
         self._run_id = run_id
 
     def _resend_if_lost(self) -> None:
