@@ -111,7 +111,9 @@ def _kill_keeper_mid_stream(tmp_path, monkeypatch, uri: str) -> None:
     keeper = start_keeper_process(tmp_path, "--claim-idle-secs", "1")
     producers = []
     try:
-        producers = [run_script(tmp_path, "producer.py", PRODUCER, "50000", wf, wait=False) for _ in range(4)]
+        # One script file each: run_script writes its file, and a shared one could be rewritten (truncated) while
+        # an earlier producer's interpreter is still reading it.
+        producers = [run_script(tmp_path, f"producer{k}.py", PRODUCER, "50000", wf, wait=False) for k in range(4)]
         store = make_store(env)
         wait_for(lambda: store.count("tasks", {"workflow_id": wf}) > 20000, 120, "the keeper to get going")
         keeper.kill()
