@@ -151,6 +151,8 @@ class Keeper:
             try:
                 self._step()
                 delay = 0.05
+            except _Abandon:
+                break  # stopped while the store was failing: the batch stays pending for the next keeper
             except _redis_lost() as exc:
                 self.stats.broker_retries += 1
                 logger.warning("flowcept keeper: Redis unreachable (%s); retrying", exc)
@@ -336,13 +338,13 @@ class Keeper:
 
 
 class _Abandon(Exception):
-    pass
+    """The keeper was stopped while the store kept failing: leave the batch unacknowledged for another keeper."""
 
 
 def _redis_lost():
     from redis import exceptions as e
 
-    return (e.ConnectionError, e.TimeoutError, e.BusyLoadingError, _Abandon)
+    return (e.ConnectionError, e.TimeoutError, e.BusyLoadingError)
 
 
 def run_keeper(settings=None, stop_event: threading.Event | None = None, *, store=None,
