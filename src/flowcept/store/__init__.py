@@ -16,13 +16,12 @@ Collections are ``tasks``, ``workflows`` and ``agents``, keyed by ``task_id``, `
 
 from __future__ import annotations
 
-import importlib
 import logging
 from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
 
 _log = logging.getLogger("flowcept")
 
-from flowcept.errors import ConfigError
+from flowcept._registry import load_backend
 
 __all__ = ["Store", "COLLECTIONS", "STORES", "collection_of", "make_store", "load_store_class"]
 
@@ -115,17 +114,8 @@ def collection_of(record: Mapping) -> str | None:
 
 
 def load_store_class(name: str) -> type:
-    """Import the store class registered under ``name``.
-
-    Raises:
-        ConfigError: ``name`` is not a known backend (the message lists the known ones).
-        BackendUnavailableError: the backend's library is not installed.
-    """
-    target = STORES.get(name)
-    if target is None:
-        raise ConfigError(f"unknown store {name!r}; known stores: {', '.join(sorted(STORES))}", key="databases")
-    module_name, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module_name), attr)
+    """Import the store class registered under ``name`` (see :func:`flowcept._registry.load_backend`)."""
+    return load_backend(STORES, name, "store", key="databases")
 
 
 def group_by_collection(records: Sequence[dict]) -> dict[str, list[dict]]:

@@ -12,10 +12,9 @@ the flusher thread, may block, and returns how many records it could not keep. `
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
-from flowcept.errors import ConfigError
+from flowcept._registry import load_backend
 
 if TYPE_CHECKING:
     from flowcept.buffer import Sink
@@ -24,16 +23,6 @@ TRANSPORTS = {
     "embedded": "flowcept.transport.embedded:EmbeddedTransport",
     "redis": "flowcept.transport.redis_streams:RedisStreamTransport",
 }
-
-
-def load_backend(registry: dict[str, str], name: str, what: str):
-    """Import the class registered under ``name``; an unknown name is a ConfigError listing the known ones."""
-    try:
-        target = registry[name]
-    except KeyError:
-        raise ConfigError(f"unknown {what} {name!r}; known: {', '.join(sorted(registry))}", key=what) from None
-    module, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module), attr)
 
 
 def make_transport(settings) -> "Sink | None":
