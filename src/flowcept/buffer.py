@@ -177,6 +177,14 @@ class BatchBuffer:
         if len(q) >= self.batch_size or self._thread is None:
             self._kick(len(q))
 
+    def emit(self, record: dict) -> None:
+        """Queue one record: the public entry point of the pipeline (adapters, objects, integrations).
+
+        ``record`` is a plain dict with a ``type`` (``"task"``, ``"workflow"``, ``"agent"``, ...) and its id key;
+        values may be any Python object (they are made JSON-clean on the flusher thread). Never raises.
+        """
+        self.append(record)
+
     def extend(self, records: Sequence[dict]) -> None:
         """Queue several records at once."""
         q = self._queue
