@@ -76,3 +76,13 @@ def test_import_is_light():
             "print(','.join(heavy))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+@pytest.mark.parametrize("module", ["flowcept.store.sqlite", "flowcept.store.merge", "flowcept.records"])
+def test_store_imports_no_producer_or_keeper(module):
+    """A store module loads neither the keeper nor the producer's buffer (which registers fork and exit hooks)."""
+    code = (f"import sys, {module}\n"
+            "print(','.join(m for m in ('flowcept.keeper', 'flowcept.buffer', 'flowcept._runtime', "
+            "'flowcept.capture') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

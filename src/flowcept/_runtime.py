@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import threading
 
 from flowcept.buffer import BatchBuffer
@@ -17,6 +18,32 @@ logger = logging.getLogger("flowcept")
 # Re-entrant: the SIGTERM handler stops controllers, which takes it, and may run while this thread holds it.
 _lock = threading.RLock()
 _state: dict = {"buffer": None, "users": 0, "pid": None, "dump_path": None, "keeper": None, "keeper_users": 0}
+
+
+def hostname() -> str:
+    """This host's name as records carry it (``hostname``): ``socket.getfqdn()``, resolved once per process.
+
+    The fully qualified name, as the reference implementation records it, so records of both name a host alike
+    and names stay distinct across clusters whose nodes share short names. ``getfqdn`` may ask the resolver, so it
+    runs once, on first use (decoration of the first task or start of the first workflow), never per record;
+    when it fails or gives nothing, ``socket.gethostname()``, then ``"unknown_hostname"``.
+    """
+    name = _state.get("hostname")
+    if name is None:
+        name = _resolve_hostname()
+        _state["hostname"] = name
+    return name
+
+
+def _resolve_hostname() -> str:
+    for resolve in (socket.getfqdn, socket.gethostname):
+        try:
+            name = resolve()
+        except OSError:
+            continue
+        if name:
+            return name
+    return "unknown_hostname"
 
 
 def make_sinks(settings, workflow_id: str | None) -> tuple[list, str | None]:

@@ -130,6 +130,24 @@ def encode_batch(records: list) -> EncodedBatch:
     return EncodedBatch(dumps(records), len(records), has_data)
 
 
+#: The body of :meth:`BatchBuffer.emit` as source, for the capture wrappers generated in
+#: ``flowcept/capture/_codegen.py``: inlined, it saves a method call per record (see bench/bench_core.py).
+#: ``{buffer}`` is a local name bound to the buffer, ``{record}`` an expression for the record; ``{indent}`` the
+#: indentation of the lines after the first. Kept here, beside ``emit``, so the two change together.
+EMIT_INLINE = (
+    "_fc_q = {buffer}._queue\n"
+    "{indent}_fc_q.append({record})\n"
+    "{indent}if len(_fc_q) >= {buffer}.batch_size or {buffer}._thread is None:\n"
+    "{indent}    {buffer}._kick(len(_fc_q))"
+)
+
+
+def emit_inline(buffer: str, record: str, indent: str) -> str:
+    """:data:`EMIT_INLINE` for the local name ``buffer`` and the expression ``record``, lines after the first
+    indented by ``indent``."""
+    return EMIT_INLINE.format(buffer=buffer, record=record, indent=indent)
+
+
 class BatchBuffer:
     """Bounded buffer of captured records, drained by one flusher thread into a list of sinks.
 
@@ -167,23 +185,19 @@ class BatchBuffer:
         multiprocessing.util.register_after_fork(self, _finalize_in_child)
 
     # ---- producer side (hot path) -------------------------------------------------------------------------
-    def append(self, record: dict) -> None:
-        """Queue one record. Never raises; may wait briefly when the buffer is full.
+    def emit(self, record: dict) -> None:
+        """Queue one record: the public entry point of the pipeline (capture, adapters, objects, integrations).
 
-        The decorators inline these three lines (``_queue.append``, the length check, ``_kick``) to save a call.
+        ``record`` is a plain dict with a ``type`` (``"task"``, ``"workflow"``, ``"agent"``, ...) and its id key;
+        values may be any Python object (they are made JSON-clean on the flusher thread). Never raises; may wait
+        briefly when the buffer is full. Generated capture wrappers inline this body (:data:`EMIT_INLINE`).
         """
         q = self._queue
         q.append(record)
         if len(q) >= self.batch_size or self._thread is None:
             self._kick(len(q))
 
-    def emit(self, record: dict) -> None:
-        """Queue one record: the public entry point of the pipeline (adapters, objects, integrations).
-
-        ``record`` is a plain dict with a ``type`` (``"task"``, ``"workflow"``, ``"agent"``, ...) and its id key;
-        values may be any Python object (they are made JSON-clean on the flusher thread). Never raises.
-        """
-        self.append(record)
+    append = emit  # the older name, kept for callers that used it
 
     def extend(self, records: Sequence[dict]) -> None:
         """Queue several records at once."""

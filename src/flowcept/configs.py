@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import getpass
 import os
-import socket
 from typing import Any
 
 from flowcept.settings import get_settings
@@ -85,23 +84,11 @@ FLOWCEPT_USER: str = SETTINGS.experiment.user
 ADAPTERS: dict[str, dict[str, Any]] = {k: dict(v) for k, v in SETTINGS.adapters.items()}
 
 
-def _hostname() -> str:
-    # getfqdn may ask DNS, so it runs on first use of HOSTNAME rather than at import.
-    try:
-        name = socket.getfqdn()
-        if name:
-            return name
-    except OSError:
-        pass
-    try:
-        return socket.gethostname()
-    except OSError:
-        return "unknown_hostname"
-
-
 def __getattr__(name: str) -> Any:
     if name == "HOSTNAME":
-        value = globals()["HOSTNAME"] = _hostname()
+        from flowcept._runtime import hostname
+
+        value = globals()["HOSTNAME"] = hostname()
         return value
     raise AttributeError(
         f"flowcept.configs has no constant {name!r}; read it from flowcept.settings.get_settings() instead"

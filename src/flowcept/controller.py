@@ -13,7 +13,7 @@ from typing import Any
 
 from flowcept import _runtime
 from flowcept import context as _ctx
-from flowcept.capture.decorator import HOSTNAME
+from flowcept._runtime import hostname
 from flowcept.errors import ConfigError, StopTimeoutError
 from flowcept.ids import new_uuid
 
@@ -302,7 +302,7 @@ class Flowcept(metaclass=_FlowceptMeta):
             "name": self.workflow_name, "subtype": self.workflow_subtype,
             "workflow_description": self.workflow_description, "parent_workflow_id": self.parent_workflow_id,
             "used": self.workflow_args, "started_at": self._started_at, "status": status,
-            "user": _user(self.settings), "hostname": HOSTNAME, "agent_id": self.agent_id,
+            "user": _user(self.settings), "hostname": hostname(), "agent_id": self.agent_id,
             "interceptor_ids": [f"{kind}_{self.bundle_exec_id}" for kind in self.interceptors],
             "flowcept_version": __version__,
             "conf": {"settings_path": self.settings.path},

@@ -1,13 +1,71 @@
-"""Typed views over the plain record dicts, and the status vocabulary.
+"""Record kinds, their identity and status vocabulary, and typed views over the plain record dicts.
 
-Capture code builds plain dicts (cheap); these classes are for users who want attributes, and for the documented
-``TaskObject`` / ``WorkflowObject`` / ``AgentObject`` API. ``to_dict()`` leaves out fields that are None.
+One fact, one place: which collection a record kind goes to and which field identifies it (:data:`KINDS`), how
+an untyped record's kind is inferred (:func:`kind_of`), and which statuses are terminal
+(:data:`TERMINAL_STATUSES`). The stores, the merge rules, the keeper and the JSONL readers all ask here.
+
+Capture code builds plain dicts (cheap); the classes below are for users who want attributes, and for the
+documented ``TaskObject`` / ``WorkflowObject`` / ``AgentObject`` API. ``to_dict()`` leaves out fields that are None.
 """
 
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Mapping
+
+#: Stored record kind (the ``type`` field) -> (collection, id key).
+KINDS: dict[str, tuple[str, str]] = {
+    "task": ("tasks", "task_id"),
+    "workflow": ("workflows", "workflow_id"),
+    "agent": ("agents", "agent_id"),
+}
+#: Collection -> the id key of its records.
+COLLECTIONS: dict[str, str] = {collection: id_key for collection, id_key in KINDS.values()}
+#: Collection -> the kind stored there.
+KIND_OF_COLLECTION: dict[str, str] = {collection: kind for kind, (collection, _) in KINDS.items()}
+#: Kinds that carry an identity but are not stored in a collection (yet): merged by id, never routed to a table.
+UNSTORED_ID_KEYS: dict[str, str] = {"object": "object_id"}
+
+
+def kind_of(record: Mapping) -> str | None:
+    """The kind of a record: its ``type`` when that is a stored kind; None for other types.
+
+    An untyped record (written by other tools) is inferred from its fields: ``task_id`` or ``activity_id``
+    make a task, else ``agent_id`` an agent, else ``workflow_id``, ``name`` or ``environment_id`` a workflow.
+    """
+    rtype = record.get("type")
+    if rtype is not None:
+        return rtype if rtype in KINDS else None
+    if "task_id" in record or "activity_id" in record:
+        return "task"
+    if "agent_id" in record:
+        return "agent"
+    if "workflow_id" in record or "name" in record or "environment_id" in record:
+        return "workflow"
+    return None
+
+
+def collection_of(record: Mapping) -> str | None:
+    """The collection a record belongs to (``tasks``, ``workflows``, ``agents``), or None when stores ignore it."""
+    kind = kind_of(record)
+    return KINDS[kind][0] if kind is not None else None
+
+
+def record_key(record: Mapping) -> tuple[str, Any] | None:
+    """``(id key, id)`` identifying the record that a message is about, or None (no identity: never merged).
+
+    The id key is the one of the record's kind (:func:`kind_of`), so an untyped message with ``activity_id`` but
+    no ``task_id`` is a task without an id, never merged into its workflow's record.
+    """
+    kind = kind_of(record)
+    if kind is not None:
+        id_key = KINDS[kind][1]
+    else:
+        id_key = UNSTORED_ID_KEYS.get(record.get("type"))  # type: ignore[arg-type]
+        if id_key is None:
+            return None
+    rid = record.get(id_key)
+    return (id_key, rid) if rid is not None else None
 
 
 class Status(str, Enum):
@@ -29,6 +87,7 @@ class Status(str, Enum):
         return [Status.FINISHED, Status.ERROR]
 
 
+#: Statuses a record never leaves (see :func:`flowcept.store.merge.merge_record`).
 TERMINAL_STATUSES = frozenset({"FINISHED", "ERROR"})
 
 

@@ -172,7 +172,7 @@ def test_keeper_to_postgres_merges_repeated_ids_across_entries(env, pg_dsn):
 
     pytest.importorskip("psycopg")
     from flowcept.keeper import Keeper
-    from flowcept.keeper.merge import coalesce, merge_record
+    from flowcept.store.merge import coalesce, merge_record
     from flowcept.settings import get_settings
     from flowcept.store.postgres import PostgresStore
     from flowcept.transport.redis_streams import DEFAULT_GROUP

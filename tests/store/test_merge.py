@@ -1,6 +1,6 @@
-"""Record merge rules (flowcept.keeper.merge)."""
+"""Record merge rules (flowcept.store.merge)."""
 
-from flowcept.keeper.merge import coalesce, merge_record
+from flowcept.store.merge import coalesce, merge_record
 
 
 class TestMergeRecord:

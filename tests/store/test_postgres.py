@@ -12,7 +12,7 @@ import pytest
 from tests.fix_proxy import TcpProxy
 
 from flowcept.errors import StoreError
-from flowcept.keeper.merge import coalesce, merge_record
+from flowcept.store.merge import coalesce, merge_record
 
 from ._pg import private_schema
 
@@ -52,7 +52,7 @@ MERGE_CASES = [
 class TestMergeFunction:
     @pytest.mark.parametrize("old,new", MERGE_CASES)
     def test_sql_merge_equals_python(self, pg, old, new):
-        """flowcept_merge(old, new) in SQL gives flowcept.keeper.merge.merge_record's result."""
+        """flowcept_merge(old, new) in SQL gives flowcept.store.merge.merge_record's result."""
         from psycopg.types.json import Jsonb
 
         (got,) = pg._conn().execute("SELECT flowcept_merge(%s, %s)", (Jsonb(old), Jsonb(new))).fetchone()

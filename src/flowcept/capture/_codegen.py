@@ -71,10 +71,19 @@ GENERIC = {
 }
 
 
+def compile_function(source: str, name: str, label: str, namespace: dict[str, Any]) -> Callable:
+    """Compile ``source`` (defining the function ``name``) with ``namespace`` as its globals; returns the function.
+
+    ``label`` names the code object's file in tracebacks (``<flowcept LABEL>``).
+    """
+    scope = dict(namespace)
+    exec(compile(source, f"<flowcept {label}>", "exec"), scope)  # noqa: S102 - our own templates, no user text
+    return scope[name]
+
+
 def generate(template: str, func: Callable, namespace: dict[str, Any]) -> Callable:
     """Compile ``template`` (a ``def _fc_wrapper(...)``) for ``func``'s signature with ``namespace`` as globals."""
     fields, defaults = signature_fields(func)
     source = template.format(**fields)
-    scope = {**namespace, **defaults}
-    exec(compile(source, f"<flowcept wrapper of {getattr(func, '__qualname__', func)!s}>", "exec"), scope)  # noqa: S102
-    return scope["_fc_wrapper"]
+    return compile_function(source, "_fc_wrapper", f"wrapper of {getattr(func, '__qualname__', func)!s}",
+                            {**namespace, **defaults})

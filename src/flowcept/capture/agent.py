@@ -21,7 +21,8 @@ from typing import Any, Callable
 
 from flowcept import context as _ctx
 from flowcept._internal_errors import report_internal_error
-from flowcept.capture.decorator import _check_options, _task_decorator, name_of
+from flowcept.capture._builder import name_of
+from flowcept.capture.decorator import _check_options, _task_decorator
 
 __all__ = ["FlowceptLLM", "agent_flowcept_task", "bind_agent_tools", "get_current_context_task"]
 

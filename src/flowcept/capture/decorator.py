@@ -11,20 +11,21 @@ import argparse
 import functools
 import inspect
 import logging
-import socket
 import time
 from typing import Any, Callable
 
 from flowcept import context as _ctx
 from flowcept._internal_errors import report_internal_error
+from flowcept.buffer import emit_inline
 from flowcept.capture._binding import make_binder, make_output_mapper
+from flowcept.capture._builder import (NoScopeWarning, end_telemetry, id_overrides, lift_ids, name_of,
+                                       static_fields, telemetry_sampler)
 from flowcept.capture._codegen import generate
 from flowcept import ids as _ids
 from flowcept.ids import new_id
 from flowcept.serialize import IMMUTABLE_TYPES, sanitize, snapshot, snapshot_values
 
 logger = logging.getLogger("flowcept")
-HOSTNAME = socket.gethostname()
 
 _scope_var = _ctx._scope
 _parent_var = _ctx._parent_task
@@ -44,112 +45,6 @@ def default_args_handler(*args: Any, **kwargs: Any) -> dict:
     return sanitize(handled)
 
 
-class _BasicSampler:
-    """CPU/memory snapshots from the standard library, for explicit telemetry requests with telemetry off."""
-
-    __slots__ = ()
-
-    @staticmethod
-    def snapshot() -> dict:
-        from flowcept.capture.telemetry import basic_snapshot
-
-        return basic_snapshot()
-
-
-def telemetry_sampler(scope, requested: bool | None):
-    """The sampler for one task: the scope's when telemetry is on, else a basic one if explicitly requested."""
-    if requested is False:
-        return None
-    if scope.telemetry is not None:
-        return scope.telemetry
-    return _BasicSampler() if requested else None
-
-
-class _NoScopeWarning:
-    """Warns once per decorated function called while no Flowcept is running."""
-
-    __slots__ = ("name", "done")
-
-    def __init__(self, name: str):
-        self.name = name
-        self.done = False
-
-    def __call__(self) -> None:
-        if self.done:
-            return
-        self.done = True
-        from flowcept.settings import get_settings
-
-        if get_settings().instrumentation.enabled:
-            logger.warning(
-                "%s was called while no Flowcept is running, so nothing was captured. "
-                "Wrap the calls in `with Flowcept(...):` or call Flowcept(...).start() first.", self.name)
-
-
-def name_of(func: Callable) -> str:
-    """The activity name of a callable: its ``__name__`` (partials and callable objects included)."""
-    name = getattr(func, "__name__", None)
-    if name is None and hasattr(func, "func"):  # functools.partial
-        return name_of(func.func)
-    return name or type(func).__name__
-
-
-def _static_fields(func: Callable, activity_id: str | None, tags, custom_metadata, subtype, agent_id,
-                   source_agent_id) -> dict:
-    fields = {
-        "activity_id": activity_id or name_of(func),
-        "hostname": HOSTNAME,
-        "subtype": subtype,
-        "agent_id": str(agent_id) if agent_id is not None else None,
-        "source_agent_id": str(source_agent_id) if source_agent_id is not None else None,
-        "tags": [tags] if isinstance(tags, str) else (list(tags) if tags else None),
-        "custom_metadata": dict(custom_metadata) if custom_metadata else None,
-    }
-    return {k: v for k, v in fields.items() if v is not None}
-
-
-def _id_overrides(func: Callable) -> tuple[bool, bool]:
-    """Whether calls may carry ``workflow_id`` / ``campaign_id`` among their inputs (parameters or **kwargs)."""
-    try:
-        params = inspect.signature(func).parameters
-    except (TypeError, ValueError):
-        return True, True
-    var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    return var_kw or "workflow_id" in params, var_kw or "campaign_id" in params
-
-
-def _lift_ids(task: dict, used: dict, lift_wf: bool, lift_camp: bool) -> None:
-    # A non-empty string input named workflow_id/campaign_id routes the task; None never blanks the workflow.
-    if lift_wf:
-        wf = used.get("workflow_id")
-        if isinstance(wf, str) and wf:
-            task["workflow_id"] = wf
-    if lift_camp:
-        camp = used.get("campaign_id")
-        if isinstance(camp, str) and camp:
-            task["campaign_id"] = camp
-
-
-def _summarize_into(task: dict) -> None:
-    try:
-        from flowcept.capture.telemetry import summarize
-
-        task["telemetry_summary"] = summarize(task["telemetry_at_start"], task["telemetry_at_end"])
-    except Exception as exc:  # noqa: BLE001
-        report_internal_error("telemetry summary", exc)
-
-
-def end_telemetry(task: dict, sampler) -> None:
-    """Add ``telemetry_at_end`` (and the summary, when the start snapshot exists) to a task being closed."""
-    try:
-        task["telemetry_at_end"] = sampler.snapshot()
-    except Exception as exc:  # noqa: BLE001
-        report_internal_error("telemetry", exc)
-        return
-    if "telemetry_at_start" in task:
-        _summarize_into(task)
-
-
 def _task_decorator(func: Callable, *, output_names=None, args_handler: Callable | None = None, tags=None,
                     custom_metadata: dict | None = None, subtype: str | None = None, agent_id=None,
                     source_agent_id=None, workflow_id: str | None = None, campaign_id: str | None = None,
@@ -163,13 +58,13 @@ def _task_decorator(func: Callable, *, output_names=None, args_handler: Callable
     binder = make_binder(func)
     to_generated = make_output_mapper(output_names, args_handler)
     agent_of = agent_id if callable(agent_id) else None
-    static = _static_fields(func, activity_id, tags, custom_metadata, subtype,
+    static = static_fields(func, activity_id, tags, custom_metadata, subtype,
                             None if agent_of else agent_id, source_agent_id)
     name = static["activity_id"]
-    lift_wf, lift_camp = _id_overrides(func) if args_handler is None else (True, True)
+    lift_wf, lift_camp = id_overrides(func) if args_handler is None else (True, True)
     lift = lift_wf or lift_camp
     fixed_wf, fixed_camp = workflow_id, campaign_id
-    no_scope = _NoScopeWarning(getattr(func, "__qualname__", repr(func)))
+    no_scope = NoScopeWarning(getattr(func, "__qualname__", repr(func)))
     clock = time.time
     current_scope = _ctx.current_scope
     scope_get, parent_get, parent_set, parent_reset = _scope_var.get, _parent_var.get, _parent_var.set, \
@@ -195,7 +90,7 @@ def _task_decorator(func: Callable, *, output_names=None, args_handler: Callable
                 "workflow_id": fixed_wf or scope.workflow_id, "campaign_id": fixed_camp or scope.campaign_id,
                 "used": used, **static}
         if lift and used:
-            _lift_ids(task, used, lift_wf, lift_camp)
+            lift_ids(task, used, lift_wf, lift_camp)
         parent = parent_get()
         if parent is not None:
             task["parent_task_id"] = parent
@@ -315,10 +210,15 @@ def _task_decorator(func: Callable, *, output_names=None, args_handler: Callable
         "_fc_run_captured": run_captured, "_fc_namespace": namespace, "_fc_binder": binder,
         "_fc_snapshot": snapshot, "_fc_snapshot_values": snapshot_values, "_fc_immutable": IMMUTABLE_TYPES,
         "_fc_ids": ids, "_fc_fixed_wf": fixed_wf, "_fc_fixed_camp": fixed_camp, "_fc_static": static,
-        "_fc_lift": lift, "_fc_lift_ids": _lift_ids, "_fc_lift_wf": lift_wf, "_fc_lift_camp": lift_camp,
+        "_fc_lift": lift, "_fc_lift_ids": lift_ids, "_fc_lift_wf": lift_wf, "_fc_lift_camp": lift_camp,
         "_fc_parent_get": parent_get, "_fc_parent_set": parent_set, "_fc_parent_reset": parent_reset,
         "_fc_clock": clock, "_fc_finish": finish, "_fc_single_key": single_key, "_fc_outputs": outputs,
     }))
+
+
+def _inline_emit(record: str) -> str:
+    # BatchBuffer.emit's body (owned by buffer.py) for the local `_fc_buffer`, escaped for the str.format pass.
+    return emit_inline("_fc_buffer", record, "    ").replace("{", "{{").replace("}", "}}")
 
 
 # The common case of @flowcept_task (no args_handler, no telemetry option), generated per signature
@@ -362,12 +262,10 @@ def _fc_wrapper({params}):
         else:
             _fc_outputs(_fc_task, _fc_result)
     _fc_buffer = _fc_scope.buffer
-    _fc_queue = _fc_buffer._queue  # BatchBuffer.append, inlined
-    _fc_queue.append(_fc_task)
-    if len(_fc_queue) >= _fc_buffer.batch_size or _fc_buffer._thread is None:
-        _fc_buffer._kick(len(_fc_queue))
+    {emit_record}
     return _fc_result
 """
+_TASK_TEMPLATE = _TASK_TEMPLATE.replace("{emit_record}", _inline_emit("_fc_task"))
 
 
 def flowcept_task(func: Callable | None = None, **options: Any):
@@ -419,7 +317,7 @@ def lightweight_flowcept_task(func: Callable | None = None, *, output_names=None
     binder = make_binder(func)
     to_generated = make_output_mapper(output_names, None)
     name = name_of(func)
-    no_scope = _NoScopeWarning(getattr(func, "__qualname__", repr(func)))
+    no_scope = NoScopeWarning(getattr(func, "__qualname__", repr(func)))
     current_scope = _ctx.current_scope
 
     if inspect.iscoroutinefunction(func):
@@ -477,15 +375,14 @@ def _fc_wrapper({params}):
         _fc_generated = _fc_snapshot(_fc_to_generated(_fc_result))
     else:
         _fc_generated = {{"arg_0": _fc_result if type(_fc_result) in _fc_immutable else _fc_snapshot(_fc_result)}}
+    _fc_record = {{"type": "task", "task_id": _fc_ids._prefix + str(next(_fc_ids._counter)),
+                   "workflow_id": _fc_scope.workflow_id, "activity_id": _fc_name, "used": _fc_used,
+                   "generated": _fc_generated}}
     _fc_buffer = _fc_scope.buffer
-    _fc_queue = _fc_buffer._queue  # BatchBuffer.append, inlined
-    _fc_queue.append({{"type": "task", "task_id": _fc_ids._prefix + str(next(_fc_ids._counter)),
-                      "workflow_id": _fc_scope.workflow_id, "activity_id": _fc_name, "used": _fc_used,
-                      "generated": _fc_generated}})
-    if len(_fc_queue) >= _fc_buffer.batch_size or _fc_buffer._thread is None:
-        _fc_buffer._kick(len(_fc_queue))
+    {emit_record}
     return _fc_result
 """
+_LIGHT_TEMPLATE = _LIGHT_TEMPLATE.replace("{emit_record}", _inline_emit("_fc_record"))
 
 
 _TASK_OPTIONS = frozenset({

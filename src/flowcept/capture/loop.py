@@ -19,7 +19,10 @@ from typing import Any
 
 from flowcept import context as _ctx
 from flowcept._internal_errors import report_internal_error
-from flowcept.capture.decorator import HOSTNAME, telemetry_sampler
+from flowcept.buffer import emit_inline
+from flowcept.capture._codegen import compile_function
+from flowcept._runtime import hostname
+from flowcept.capture._builder import telemetry_sampler
 from flowcept.ids import new_id
 from flowcept.serialize import IMMUTABLE_TYPES, snapshot, snapshot_values
 
@@ -136,7 +139,6 @@ class FlowceptLoop:
 
     def _capture(self, scope) -> Iterator:
         buffer = scope.buffer
-        clock = time.time
         parent_var = _parent_var
         sampler = scope.telemetry if self.capture_telemetry is None else \
             telemetry_sampler(scope, self.capture_telemetry)
@@ -148,44 +150,58 @@ class FlowceptLoop:
         static = {"type": "task", "workflow_id": self.workflow_id or scope.workflow_id,
                   "campaign_id": scope.campaign_id, "activity_id": f"{self.loop_name}_iteration",
                   "group_id": group, "subtype": "iteration", "parent_task_id": self.parent_task_id or outer,
-                  "hostname": HOSTNAME}
+                  "hostname": hostname()}
         static = {k: v for k, v in static.items() if v is not None}
-        item_name = self.item_name
-        immutable = IMMUTABLE_TYPES
-        rec = None
-        try:
-            for i, item in enumerate(self._items):
-                tid = id_prefix + str(i)
-                rec = self._current = {
-                    **static, "task_id": tid,
-                    "used": {"i": i, item_name: item if type(item) in immutable else snapshot(item)},
-                    "started_at": clock(),
-                }
-                parent_var.set(tid)
-                if hook is not None:
-                    hook(tid)
-                yield item
-                rec["ended_at"] = clock()
-                rec["status"] = "FINISHED"
-                if sampler is not None:
-                    try:
-                        rec["telemetry_at_end"] = sampler.snapshot()
-                    except Exception as exc:  # noqa: BLE001
-                        report_internal_error("telemetry", exc)
-                queue = buffer._queue  # BatchBuffer.append, inlined
-                queue.append(rec)
-                if len(queue) >= buffer.batch_size or buffer._thread is None:
-                    buffer._kick(len(queue))
-                rec = None
-        finally:
-            parent_var.set(outer)
-            self._current = None
-            if rec is not None:
-                # Left by break or an exception while this iteration ran: still record it.
-                rec["ended_at"] = clock()
-                rec["status"] = "FINISHED"
-                rec["custom_metadata"] = {"interrupted": True}
-                _deliver(scope, [rec])
+        return _iterations(self, scope, self._items, buffer, static, id_prefix, outer, sampler, hook,
+                           self.item_name)
+
+
+# One iteration's cost is the loop's product, so the buffer's emit is inlined (its source is buffer.py's) into
+# this generator, compiled once at import.
+_ITERATIONS_SOURCE = """
+def _fc_iterations(loop, scope, items, buffer, static, id_prefix, outer, sampler, hook, item_name):
+    clock, parent_set, immutable, snapshot = _fc_clock, _fc_parent_set, _fc_immutable, _fc_snapshot
+    rec = None
+    try:
+        for i, item in enumerate(items):
+            tid = id_prefix + str(i)
+            rec = loop._current = {
+                **static, "task_id": tid,
+                "used": {"i": i, item_name: item if type(item) in immutable else snapshot(item)},
+                "started_at": clock(),
+            }
+            parent_set(tid)
+            if hook is not None:
+                hook(tid)
+            yield item
+            rec["ended_at"] = clock()
+            rec["status"] = "FINISHED"
+            if sampler is not None:
+                _fc_end_telemetry(rec, sampler)
+            @EMIT@
+            rec = None
+    finally:
+        parent_set(outer)
+        loop._current = None
+        if rec is not None:
+            # Left by break or an exception while this iteration ran: still record it.
+            rec["ended_at"] = clock()
+            rec["status"] = "FINISHED"
+            rec["custom_metadata"] = {"interrupted": True}
+            _fc_deliver(scope, [rec])
+""".replace("@EMIT@", emit_inline("buffer", "rec", " " * 12))
+
+
+def _end_telemetry(rec: dict, sampler) -> None:
+    try:
+        rec["telemetry_at_end"] = sampler.snapshot()
+    except Exception as exc:  # noqa: BLE001
+        report_internal_error("telemetry", exc)
+
+
+_iterations = compile_function(_ITERATIONS_SOURCE, "_fc_iterations", "FlowceptLoop iterations", {
+    "_fc_clock": time.time, "_fc_parent_set": _parent_var.set, "_fc_immutable": IMMUTABLE_TYPES,
+    "_fc_snapshot": snapshot, "_fc_end_telemetry": _end_telemetry, "_fc_deliver": _deliver})
 
 
 class FlowceptLightweightLoop(FlowceptLoop):

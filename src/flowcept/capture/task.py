@@ -8,7 +8,8 @@ from typing import Any
 
 from flowcept import context as _ctx
 from flowcept._internal_errors import report_internal_error
-from flowcept.capture.decorator import HOSTNAME, end_telemetry
+from flowcept._runtime import hostname as _host
+from flowcept.capture._builder import end_telemetry, telemetry_sampler
 from flowcept.ids import new_id
 from flowcept.records import TaskObject
 from flowcept.serialize import snapshot
@@ -65,7 +66,7 @@ class FlowceptTask:
             "workflow_id": workflow_id or scope.workflow_id,
             "campaign_id": campaign_id or scope.campaign_id,
             "started_at": started_at if started_at is not None else time.time(),
-            "hostname": hostname or HOSTNAME,
+            "hostname": hostname or _host(),
         }
         if activity_id is not None:
             record["activity_id"] = activity_id
@@ -90,7 +91,6 @@ class FlowceptTask:
             record["custom_metadata"] = dict(custom_metadata)
         self._record = record
         if capture_telemetry is not False and (scope.telemetry is not None or capture_telemetry):
-            from flowcept.capture.decorator import telemetry_sampler
 
             self._sampler = telemetry_sampler(scope, capture_telemetry)
             if self._sampler is not None:

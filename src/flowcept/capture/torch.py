@@ -26,7 +26,8 @@ from typing import Any
 
 from flowcept import context as _ctx
 from flowcept._internal_errors import report_internal_error
-from flowcept.capture.decorator import HOSTNAME, _NoScopeWarning
+from flowcept._runtime import hostname
+from flowcept.capture._builder import NoScopeWarning
 from flowcept.capture.loop import FlowceptLightweightLoop, FlowceptLoop
 from flowcept.ids import new_id, new_uuid
 
@@ -168,7 +169,7 @@ def flowcept_torch(cls):
     ``capture_epochs_at_every``, ``register_workflow``); without a running Flowcept the model runs as is.
     """
     base_forward = cls.forward
-    no_scope = _NoScopeWarning(f"{cls.__qualname__}.forward")
+    no_scope = NoScopeWarning(f"{cls.__qualname__}.forward")
 
     class Instrumented(cls):
         def __init__(self, *args: Any, **kwargs: Any):
@@ -283,7 +284,7 @@ def _register(model, st: _ModelCapture, scope) -> None:
             "type": "workflow", "workflow_id": st.model_workflow_id, "name": st.activity,
             "parent_workflow_id": st.parent_workflow_id or scope.workflow_id,
             "campaign_id": st.campaign_id or scope.campaign_id, "used": {"capture_at_every": st.every},
-            "custom_metadata": custom, "started_at": time.time(), "hostname": HOSTNAME,
+            "custom_metadata": custom, "started_at": time.time(), "hostname": hostname(),
         })
         meta = {"model_workflow_id": st.model_workflow_id}
     st.meta_train = {**st.custom_metadata, **meta, "is_training": True}
@@ -295,7 +296,7 @@ def _forward_record(st: _ModelCapture, scope, tid: str, parent, started: float, 
     rec = {"type": "task", "task_id": tid, "workflow_id": scope.workflow_id,
            "campaign_id": st.campaign_id or scope.campaign_id, "activity_id": st.activity,
            "subtype": "parent_forward", "parent_task_id": parent, "started_at": started, "ended_at": ended,
-           "status": "FINISHED", "hostname": HOSTNAME,
+           "status": "FINISHED", "hostname": hostname(),
            "custom_metadata": st.meta_train if training else st.meta_eval}
     tensor_cls = st.tensor_cls
     try:

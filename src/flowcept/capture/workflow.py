@@ -17,7 +17,7 @@ def flowcept(func: Callable | None = None, **flowcept_kwargs: Any):
         return lambda f: flowcept(f, **flowcept_kwargs)
     from flowcept.controller import Flowcept
 
-    from flowcept.capture.decorator import name_of
+    from flowcept.capture._builder import name_of
 
     kwargs = {"workflow_name": name_of(func), **flowcept_kwargs}
     Flowcept(**{**kwargs, "delete_buffer_file": False})  # fail fast on bad arguments, at decoration time

@@ -392,9 +392,6 @@ def run_keeper(settings=None, stop_event: threading.Event | None = None, *, stor
         keeper.store.close()
 
 
-_TYPE_OF_COLLECTION = {"tasks": "task", "workflows": "workflow", "agents": "agent"}
-
-
 def ingest_file(path: str, store, batch_size: int = 5000,
                 progress: Callable[[int], None] | None = None) -> int:
     """Load a JSONL file (a spill file or a buffer file) into ``store``; safe to run twice (records merge by id).
@@ -413,7 +410,7 @@ def ingest_file(path: str, store, batch_size: int = 5000,
         StoreError: the store failed.
     """
     from flowcept.buffer import EncodedBatch
-    from flowcept.store import collection_of
+    from flowcept.records import kind_of
 
     total, bad = 0, 0
     upsert_encoded = getattr(store, "upsert_encoded", None)
@@ -438,7 +435,7 @@ def ingest_file(path: str, store, batch_size: int = 5000,
                 continue
             if "type" not in doc:
                 # Records written by other tools may lack the discriminator: infer it as the stores do.
-                kind = _TYPE_OF_COLLECTION.get(collection_of(doc))
+                kind = kind_of(doc)
                 if kind is None:
                     bad += 1
                     continue

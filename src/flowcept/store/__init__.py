@@ -3,7 +3,7 @@
 ::
 
     flusher thread (embedded transport) ─┐
-    keeper thread (redis transport)  ────┼─▶ Store.upsert(records)   merged by id (flowcept.keeper.merge)
+    keeper thread (redis transport)  ────┼─▶ Store.upsert(records)   merged by id (flowcept.store.merge)
     query API / CLI (caller's thread) ───┘   Store.find / count / aggregate / delete
                                                  │
                           ┌──────────────────────┴──────────────────────┐
@@ -25,16 +25,14 @@ from flowcept._registry import load_backend
 
 __all__ = ["Store", "COLLECTIONS", "STORES", "collection_of", "make_store", "load_store_class"]
 
-#: Collection name -> the id key of its records.
-COLLECTIONS: dict[str, str] = {"tasks": "task_id", "workflows": "workflow_id", "agents": "agent_id"}
+# The kinds, their collections and id keys are flowcept.records' facts; re-exported here for the stores.
+from flowcept.records import COLLECTIONS, collection_of  # noqa: E402
 
 #: Backend name (as in the settings' ``databases`` section) -> "module:class", imported only when chosen.
 STORES: dict[str, str] = {
     "sqlite": "flowcept.store.sqlite:SqliteStore",
     "postgres": "flowcept.store.postgres:PostgresStore",
 }
-
-_TYPE_TO_COLLECTION = {"task": "tasks", "workflow": "workflows", "agent": "agents"}
 
 
 @runtime_checkable
@@ -56,7 +54,7 @@ class Store(Protocol):
     """
 
     def upsert(self, records: Sequence[dict]) -> int:
-        """Insert or merge JSON-clean records by id (see :mod:`flowcept.keeper.merge`); returns how many were written.
+        """Insert or merge JSON-clean records by id (see :mod:`flowcept.store.merge`); returns how many were written.
 
         Records are routed by :func:`collection_of`; those it ignores, and those without their id key, are skipped.
         """
@@ -88,40 +86,15 @@ class Store(Protocol):
         ...
 
 
-def collection_of(record: Mapping) -> str | None:
-    """The collection a record belongs to, or None when stores ignore it.
-
-    Uses ``type`` when present (``task``, ``workflow``, ``agent``; ``object`` and ``flowcept_control`` and unknown
-    types are ignored). Without a type: ``task_id``/``activity_id`` mean a task, ``agent_id`` alone an agent,
-    ``workflow_id``/``name``/``environment_id`` a workflow.
-
-    Args:
-        record: a record dict.
-
-    Returns:
-        ``"tasks"``, ``"workflows"``, ``"agents"`` or None.
-    """
-    rtype = record.get("type")
-    if rtype is not None:
-        return _TYPE_TO_COLLECTION.get(rtype)
-    if "task_id" in record or "activity_id" in record:
-        return "tasks"
-    if "agent_id" in record:
-        return "agents"
-    if "workflow_id" in record or "name" in record or "environment_id" in record:
-        return "workflows"
-    return None
-
-
 def load_store_class(name: str) -> type:
     """Import the store class registered under ``name`` (see :func:`flowcept._registry.load_backend`)."""
     return load_backend(STORES, name, "store", key="databases")
 
 
 def group_by_collection(records: Sequence[dict]) -> dict[str, list[dict]]:
-    """The records of one batch merged by id (:func:`flowcept.keeper.merge.coalesce`) and grouped by collection;
+    """The records of one batch merged by id (:func:`flowcept.store.merge.coalesce`) and grouped by collection;
     records of no collection (objects, control messages) or without their id are left out."""
-    from flowcept.keeper.merge import coalesce
+    from flowcept.store.merge import coalesce
 
     grouped: dict[str, list[dict]] = {}
     for record in coalesce(records):

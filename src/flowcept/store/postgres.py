@@ -24,6 +24,7 @@ from typing import Any, Callable, Mapping, Sequence, TypeVar
 import orjson
 
 from flowcept.errors import BackendUnavailableError, QueryError, StoreError
+from flowcept.records import KIND_OF_COLLECTION
 from flowcept.store import COLLECTIONS, group_by_collection
 from flowcept.store._filters import (SCALAR_FIELDS, PostgresDialect, check_collection, compile_aggregate, compile_filter, compile_find, decode_docs)
 
@@ -49,9 +50,9 @@ INDEXED_FIELDS: dict[str, tuple[str, ...]] = {
     "workflows": ("workflow_id", "campaign_id"),
     "agents": ("workflow_id",),
 }
-_KIND = {"tasks": "task", "workflows": "workflow", "agents": "agent"}
+_KIND = KIND_OF_COLLECTION
 
-# Merge rules of flowcept.keeper.merge.merge_record, in PL/pgSQL (it caches its plans: about 2x faster per merged
+# Merge rules of flowcept.store.merge.merge_record, in PL/pgSQL (it caches its plans: about 2x faster per merged
 # row than a LANGUAGE sql function here).
 _MERGE_FUNCTIONS = (
     # Only object and null values of ``new`` need work: nulls are dropped ("no news"), objects merge into objects.

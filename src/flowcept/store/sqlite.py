@@ -21,7 +21,8 @@ from typing import Any, Iterator, Mapping, Sequence
 import orjson
 
 from flowcept.errors import QueryError, StoreError
-from flowcept.keeper.merge import merge_record
+from flowcept.store.merge import merge_record
+from flowcept.records import KINDS
 from flowcept.store import COLLECTIONS, group_by_collection
 from flowcept.store._filters import (SQLITE, check_collection, compile_aggregate, compile_filter,
                                      compile_find, decode_docs)
@@ -53,7 +54,7 @@ def _regexp(pattern: str | None, value: Any) -> bool | None:
 
 def _encoded_upsert(table: str, kind: str, id_key: str) -> str:
     # New ids are inserted as they come; an id already stored merges in flowcept_merge (the merge rules of
-    # flowcept.keeper.merge, the same as every other store and reader), called only for those rows.
+    # flowcept.store.merge, the same as every other store and reader), called only for those rows.
     return (
         f"INSERT INTO {table} (id, doc) SELECT json_extract(value, '$.{id_key}'), value FROM json_each(?) "
         f"WHERE json_extract(value, '$.type') = '{kind}' AND json_extract(value, '$.{id_key}') IS NOT NULL "
@@ -65,9 +66,8 @@ def _merge_json(old: str, new: str) -> str:
     return orjson.dumps(merge_record(orjson.loads(old), orjson.loads(new)), option=orjson.OPT_NON_STR_KEYS).decode()
 
 
-_ENCODED_UPSERTS = tuple((re.compile(rb'"type"\s*:\s*"' + kind.encode() + rb'"'),
-                          _encoded_upsert(table, kind, COLLECTIONS[table]))
-                         for table, kind in (("tasks", "task"), ("workflows", "workflow"), ("agents", "agent")))
+_ENCODED_UPSERTS = tuple((re.compile(rb'"type"\s*:\s*"' + kind.encode() + rb'"'), _encoded_upsert(table, kind, id_key))
+                         for kind, (table, id_key) in KINDS.items())
 
 
 def _retry_locked(step, deadline_secs: float = BUSY_TIMEOUT_MS / 1000):
@@ -216,7 +216,7 @@ class SqliteStore:
 
         The whole batch goes to SQLite as one JSON array and is split and inserted there (``json_each``), so the
         work runs outside the GIL and capture threads keep running meanwhile. Ids already stored merge by
-        :func:`flowcept.keeper.merge.merge_record`; records of one batch sharing an id merge in order.
+        :func:`flowcept.store.merge.merge_record`; records of one batch sharing an id merge in order.
         """
         array = batch.array()
         with self._write_transaction() as conn:

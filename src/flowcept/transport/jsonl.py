@@ -139,7 +139,7 @@ def iter_messages(path: str, counter: dict | None = None) -> Iterator[dict]:
 
 def merge_messages(messages: Iterator[dict]) -> list[dict]:
     """One record per id, later messages of an id merged into the first one (order of first appearance)."""
-    from flowcept.keeper.merge import coalesce
+    from flowcept.store.merge import coalesce
 
     return coalesce(messages)
 

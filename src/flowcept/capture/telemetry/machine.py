@@ -7,7 +7,6 @@ import getpass
 import os
 import platform
 import re
-import socket
 
 from flowcept.capture.telemetry import _procfs
 
@@ -71,12 +70,14 @@ def machine_info(cfg=None, include_env: bool = False) -> dict:
         ``{memory, disk, platform, cpu, cores, network, hostname, login_name, process?, gpu?, environment?}``.
         Works without psutil (fewer keys).
     """
+    from flowcept._runtime import hostname
+
     u = platform.uname()
     out: dict = {
         "platform": {"system": u.system, "node": u.node, "release": u.release, "version": u.version,
                      "machine": u.machine, "processor": u.processor},
         "cpu": cpu_description(),
-        "hostname": socket.gethostname(),
+        "hostname": hostname(),
         "login_name": _login_name(),
     }
     try:
