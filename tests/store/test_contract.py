@@ -16,29 +16,6 @@ from flowcept.store.sqlite import SqliteStore
 
 from ._cases import FILTER_CASES, SORT_CASES, TASKS
 
-STORE_KINDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-
-
-def _make_store(kind: str, tmp_path, request=None):
-    if kind == "sqlite":
-        return SqliteStore(tmp_path / "sub" / "x.sqlite")
-    if kind == "postgres":
-        from flowcept.store.postgres import PostgresStore
-
-        store = PostgresStore(request.getfixturevalue("pg_store_dsn"))
-        for collection in ("tasks", "workflows", "agents"):
-            store.delete(collection, {})
-        return store
-    raise AssertionError(kind)
-
-
-@pytest.fixture(name="store", params=STORE_KINDS)
-def fixture_store(request, tmp_path):
-    store = _make_store(request.param, tmp_path, request)
-    yield store
-    store.close()
-
-
 @pytest.fixture(name="seeded")
 def fixture_seeded(store):
     assert store.upsert([dict(t) for t in TASKS]) == len(TASKS)

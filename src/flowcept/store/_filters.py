@@ -49,6 +49,17 @@ SCALAR_FIELDS = frozenset(
     {"task_id", "workflow_id", "campaign_id", "parent_task_id", "activity_id", "status", "agent_id", "type"})
 
 _SEGMENT = re.compile(r"[A-Za-z0-9_\-]+\Z")
+
+#: Hostile-input bounds: operators nested deeper than this, or more operator nodes than this in one filter, are a
+#: QueryError (a 2,000-deep ``$and`` would otherwise exhaust Python's stack or SQLite's expression depth).
+MAX_FILTER_DEPTH = 64
+MAX_FILTER_NODES = 10_000
+#: Longest ``$regex`` pattern accepted (characters).
+MAX_REGEX_LENGTH = 1_000
+#: Most regular expressions inside one ``$in``/``$nin`` (each is its own predicate; plain values are unlimited).
+MAX_IN_PATTERNS = 100
+#: Largest ``limit`` (SQL's BIGINT).
+MAX_LIMIT = 2 ** 63 - 1
 _CMP_SQL = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 
 
@@ -103,6 +114,10 @@ class _Dialect:
         raise NotImplementedError
 
     def regex(self, o, pattern: str, icase: bool) -> tuple[str, list]:
+        raise NotImplementedError
+
+    def in_values(self, o, kind: str, values: list) -> tuple[str, list]:
+        """``o`` equals one of ``values``, all of one ``kind`` (string, number or json), bound as one parameter."""
         raise NotImplementedError
 
     def field(self, path: tuple[str, ...]):
@@ -177,10 +192,29 @@ class SqliteDialect(_Dialect):
 
     def eq_json(self, o, value):
         kind = "object" if isinstance(value, dict) else "array"
-        return f"({o['type']} = '{kind}' AND {o['value']} = json(?))", [orjson.dumps(value).decode()]
+        return f"({o['type']} = '{kind}' AND {o['value']} = json(?))", [_json_array(value)]
 
     def regex(self, o, pattern, icase):
+        if not icase:
+            literal = _literal_of(pattern.removeprefix("^"))
+            if literal is not None:
+                # Patterns SQL can answer run in SQL, without the bounded Python callback: a literal as instr(),
+                # an anchored literal as a GLOB prefix.
+                if pattern.startswith("^"):
+                    glob = "".join(f"[{c}]" if c in "*?[" else c for c in literal) + "*"
+                    return f"({o['type']} = 'text' AND {o['value']} GLOB ?)", [glob]
+                return f"({o['type']} = 'text' AND instr({o['value']}, ?) > 0)", [literal]
         return f"({o['type']} = 'text' AND {o['value']} REGEXP ?)", [("(?i)" if icase else "") + pattern]
+
+    def in_values(self, o, kind, values):
+        if kind == "string":
+            # Value first so the expression index on json_extract(doc, path) serves it.
+            return f"({o['value']} IN (SELECT value FROM json_each(?)) AND {o['type']} = 'text')", [_json_array(values)]
+        if kind == "number":
+            return (f"({o['type']} IN ('integer', 'real') AND {o['value']} IN (SELECT value FROM json_each(?)))",
+                    [_json_array([_sqlite_number(v) for v in values])])
+        return (f"({o['type']} IN ('object', 'array') AND {o['value']} IN "
+                f"(SELECT value FROM json_each(?) WHERE type IN ('object', 'array')))", [_json_array(values)])
 
     def any_element(self, path, pred):
         p = self.json_path(path)
@@ -211,6 +245,35 @@ class SqliteDialect(_Dialect):
         if rank in (3, 4):
             return orjson.loads(value)
         return value
+
+
+_REGEX_META = frozenset(".^$*+?{}[]|()\\")
+
+
+def _literal_of(pattern: str) -> str | None:
+    """The text a regular expression matches literally (escaped punctuation allowed), or None if it is not one."""
+    out = []
+    i = 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            if i + 1 < len(pattern) and not pattern[i + 1].isalnum() and pattern[i + 1] not in " \t\n":
+                out.append(pattern[i + 1])
+                i += 2
+                continue
+            return None
+        if c in _REGEX_META:
+            return None
+        out.append(c)
+        i += 1
+    return "".join(out) if out else None
+
+
+def _json_array(values: list) -> str:
+    try:
+        return orjson.dumps(values).decode()
+    except (TypeError, orjson.JSONEncodeError) as exc:
+        raise QueryError(f"cannot use these values in a query: {exc}") from exc
 
 
 def _sqlite_number(value):
@@ -264,12 +327,21 @@ class PostgresDialect(_Dialect):
         # jsonb equality ignores object key order, which SQLite's text comparison does not; documents compared
         # whole are built by the same code, so their key order agrees in practice.
         x, p = self._x(o)
-        return f"({x} = %s::jsonb)", p + [orjson.dumps(value).decode()]
+        return f"({x} = %s::jsonb)", p + [_json_array(value)]
 
     def regex(self, o, pattern, icase):
         x, p = self._x(o)
         op = "~*" if icase else "~"
         return f"(jsonb_typeof({x}) = 'string' AND ({x} #>> '{{}}') {op} %s)", p + p + [pattern]
+
+    def in_values(self, o, kind, values):
+        x, p = self._x(o)
+        if kind == "string":
+            return f"(jsonb_typeof({x}) = 'string' AND ({x} #>> '{{}}') = ANY(%s::text[]))", p + p + [list(values)]
+        if kind == "number":
+            return (f"CASE WHEN jsonb_typeof({x}) = 'number' THEN ({x})::numeric = ANY(%s::text[]::numeric[]) "
+                    f"ELSE FALSE END", p + p + [[str(v) for v in values]])
+        return f"({x} IN (SELECT jsonb_array_elements(%s::jsonb)))", p + [_json_array(values)]
 
     def any_element(self, path, pred):
         o = self.field(path)
@@ -334,11 +406,45 @@ def group_sort_key(value: Any) -> tuple:
 
 
 def _join(parts: list[tuple[str, list]], op: str) -> tuple[str, list]:
+    # Balanced: a flat "a OR b OR ..." of n terms parses into an n-deep tree, and SQLite refuses expressions
+    # deeper than 1,000 ("Expression tree is too large"); halves keep the depth at log2(n).
+    if len(parts) > 8:
+        mid = len(parts) // 2
+        parts = [_join(parts[:mid], op), _join(parts[mid:], op)]
     sql = f" {op} ".join(f"({s})" for s, _ in parts)
     params: list = []
     for _, p in parts:
         params.extend(p)
     return f"({sql})", params
+
+
+def check_shape(filter: Any) -> None:
+    """Refuse filters nested deeper than :data:`MAX_FILTER_DEPTH` or larger than :data:`MAX_FILTER_NODES`.
+
+    Walks dicts and lists iteratively (a hostile filter cannot exhaust the stack here). Every dict entry and
+    every list inside a list counts as a node; scalars inside lists (``$in`` values) do not.
+
+    Raises:
+        QueryError: naming the bound that was passed.
+    """
+    stack = [(filter, 1)]
+    nodes = 0
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_FILTER_DEPTH:
+            raise QueryError(f"filter is nested more than {MAX_FILTER_DEPTH} levels deep (dicts and lists inside "
+                             "each other); flatten it, e.g. one $and with many entries instead of nested ones")
+        if isinstance(value, Mapping):
+            nodes += len(value)
+            stack.extend((v, depth + 1) for v in value.values() if isinstance(v, (Mapping, list, tuple)))
+        else:
+            for v in value:
+                if isinstance(v, (Mapping, list, tuple)):
+                    nodes += not isinstance(v, Mapping)  # a dict counts by its entries
+                    stack.append((v, depth + 1))
+        if nodes > MAX_FILTER_NODES:
+            raise QueryError(f"filter has more than {MAX_FILTER_NODES} operators and fields; split the query or "
+                             "use $in with a list of values (any length) instead of many $or branches")
 
 
 def _negate(part: tuple[str, list]) -> tuple[str, list]:
@@ -380,6 +486,8 @@ def _value_pred(d: _Dialect, o, op: str, value: Any) -> tuple[str, list]:
     if op == "$regex":
         pattern, icase = value
         return d.regex(o, pattern, icase)
+    if op.startswith("$in:"):
+        return d.in_values(o, op[4:], value)
     raise _unknown(op)
 
 
@@ -393,10 +501,48 @@ def _field_pred(d: _Dialect, path: tuple[str, ...], op: str, value: Any) -> tupl
     direct = _value_pred(d, o, op, value)
     if value is None and op == "$eq":
         direct = _join([direct, _negate(d.exists(o))], "OR")
-    if len(path) == 1 and path[0] in SCALAR_FIELDS and op in ("$eq",) and value is not None:
+    if len(path) == 1 and path[0] in SCALAR_FIELDS and (op == "$eq" or op.startswith("$in:")) and value is not None:
         return direct
     elem = d.any_element(path, lambda e: _value_pred(d, e, op, value))
     return _join([direct, elem], "OR")
+
+
+def _in_pred(d: _Dialect, path: tuple[str, ...], values) -> tuple[str, list]:
+    """``$in``: any number of values as one JSON array parameter per kind (no expression per value)."""
+    if not values:
+        return "FALSE", []
+    groups: dict[str, list] = {"string": [], "number": [], "json": []}
+    parts: list[tuple[str, list]] = []
+    patterns = [v for v in values if isinstance(v, re.Pattern)]
+    if len(patterns) > MAX_IN_PATTERNS:
+        raise QueryError(f"$in/$nin holds {len(patterns)} regular expressions; at most {MAX_IN_PATTERNS} are "
+                         "accepted (plain values are unlimited)")
+    seen_bool: set[bool] = set()
+    has_none = False
+    for v in values:
+        if isinstance(v, re.Pattern):
+            continue
+        if v is None:
+            has_none = True
+        elif isinstance(v, bool):
+            seen_bool.add(v)
+        elif _is_number(v):
+            groups["number"].append(v)
+        elif isinstance(v, str):
+            groups["string"].append(v)
+        elif isinstance(v, (dict, list, tuple)):
+            groups["json"].append(list(v) if isinstance(v, tuple) else v)
+        else:
+            raise QueryError(f"cannot compare with a value of type {type(v).__name__}: {v!r}")
+    for kind, members in groups.items():
+        if members:
+            parts.append(_field_pred(d, path, "$in:" + kind, members))
+    for b in sorted(seen_bool):
+        parts.append(_field_pred(d, path, "$eq", b))
+    if has_none:
+        parts.append(_field_pred(d, path, "$eq", None))
+    parts.extend(_field_pred(d, path, "$regex", _regex_value({}, p)) for p in patterns)
+    return parts[0] if len(parts) == 1 else _join(parts, "OR")
 
 
 def _regex_value(spec: Mapping, op_value: Any) -> tuple[str, bool]:
@@ -408,6 +554,9 @@ def _regex_value(spec: Mapping, op_value: Any) -> tuple[str, bool]:
         icase = False
     if not isinstance(op_value, str):
         raise QueryError(f"$regex needs a string pattern, got {type(op_value).__name__}")
+    if len(op_value) > MAX_REGEX_LENGTH:
+        raise QueryError(f"$regex pattern is {len(op_value)} characters long; at most {MAX_REGEX_LENGTH} are "
+                         "accepted")
     if not isinstance(options, str) or set(options) - {"i"}:
         raise QueryError(f"$options {options!r} not supported; only 'i' (case-insensitive) is")
     try:
@@ -444,11 +593,7 @@ def _compile_ops(d: _Dialect, path: tuple[str, ...], spec: Mapping) -> tuple[str
         elif op in ("$in", "$nin"):
             if not isinstance(arg, (list, tuple, set, frozenset)):
                 raise QueryError(f"{op} needs a list, got {type(arg).__name__}")
-            if not arg:
-                alts = ("FALSE", [])
-            else:
-                alts = _join([_field_pred(d, path, "$regex", _regex_value({}, v)) if isinstance(v, re.Pattern)
-                              else _field_pred(d, path, "$eq", v) for v in arg], "OR")
+            alts = _in_pred(d, path, arg)
             parts.append(alts if op == "$in" else _negate(alts))
         elif op == "$exists":
             ex = d.exists(d.field(path))
@@ -515,6 +660,9 @@ def compile_filter(filter: Mapping | None, dialect: _Dialect = SQLITE) -> tuple[
     """
     if filter is None:
         return "TRUE", []
+    if not isinstance(filter, Mapping):
+        raise QueryError(f"a filter must be a dict, got {type(filter).__name__}")
+    check_shape(filter)
     return _compile(dialect, filter)
 
 
@@ -759,6 +907,8 @@ def check_limit(limit: Any) -> int:
         return 0
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
         raise QueryError(f"limit must be a non-negative int, got {limit!r}")
+    if limit > MAX_LIMIT:
+        raise QueryError(f"limit must be at most {MAX_LIMIT} (2**63-1), got {limit}; use 0 for no limit")
     return limit
 
 

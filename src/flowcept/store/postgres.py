@@ -125,6 +125,8 @@ def _encoded_upsert_sql(table: str, grouped: bool = True) -> str:
 _ENCODED_UPSERTS = tuple((f'"{_KIND[table]}"'.encode(), _encoded_upsert_sql(table, grouped=False),
                           _encoded_upsert_sql(table)) for table in COLLECTIONS)
 _UPSERTS = {table: _upsert_sql(table) for table in COLLECTIONS}
+# Errors caused by the query itself (a bad regular expression, one too complex to run): QueryError, not StoreError.
+_QUERY_SQLSTATES = frozenset({"2201B", "54001", "2201X", "2201W"})
 #: After a batch with repeated ids, this many batches go straight to the grouped statements.
 _GROUPED_BATCHES = 8
 
@@ -147,6 +149,12 @@ class _IndexedDialect(PostgresDialect):
             # Equality needs no COLLATE "C": deterministic collations compare equal strings byte-wise anyway.
             return f"((doc ->> '{key}') = %s AND jsonb_typeof(doc -> '{key}') = 'string')", [value]
         return super().cmp_string(o, op, value)
+
+    def in_values(self, o, kind, values):
+        key = o.get("key")
+        if key is not None and kind == "string":
+            return f"((doc ->> '{key}') = ANY(%s::text[]) AND jsonb_typeof(doc -> '{key}') = 'string')", [list(values)]
+        return super().in_values(o, kind, values)
 
 
 DIALECT = _IndexedDialect()
@@ -222,6 +230,8 @@ class PostgresStore:
                               "(FLOWCEPT_POSTGRES_URI, FLOWCEPT_POSTGRES_HOST, FLOWCEPT_POSTGRES_PORT).")
         sqlstate = getattr(exc, "sqlstate", None)
         code = f" [{sqlstate}]" if sqlstate else ""
+        if sqlstate in _QUERY_SQLSTATES:
+            return QueryError(f"PostgreSQL store at {self.where}: the query was refused{code}: {exc}")
         return StoreError(f"PostgreSQL store at {self.where}: {action} failed{code}: {exc}")
 
     def _conn(self):

@@ -41,15 +41,28 @@ _ABANDONED: list[sqlite3.Connection] = []  # connections inherited through fork,
 _COLLECTION_INDEXES = {"tasks": _TASK_INDEXES, "workflows": ("campaign_id",), "agents": ("workflow_id",)}
 
 
+#: Longest a ``$regex`` may run against one value (seconds) before the query fails with QueryError. Python's own
+#: engine cannot be interrupted (a pattern like ``(a|aa)+$`` holds the GIL for minutes on a 40-character value);
+#: the ``regex`` module's matcher checks a timeout and releases the GIL while it runs.
+REGEX_TIMEOUT_S = 0.25
+_regex_state = threading.local()  # .timed_out: the pattern that ran out of time in this thread's current query
+
+
 @functools.lru_cache(maxsize=256)
-def _compiled(pattern: str) -> re.Pattern:
-    return re.compile(pattern)
+def _compiled(pattern: str):
+    import regex
+
+    return regex.compile(pattern, flags=regex.VERSION0)
 
 
 def _regexp(pattern: str | None, value: Any) -> bool | None:
     if pattern is None or value is None:
         return None
-    return _compiled(pattern).search(str(value)) is not None
+    try:
+        return _compiled(pattern).search(str(value), timeout=REGEX_TIMEOUT_S, concurrent=True) is not None
+    except TimeoutError:
+        _regex_state.timed_out = pattern
+        raise
 
 
 def _encoded_upsert(table: str, kind: str, id_key: str) -> str:
@@ -123,11 +136,18 @@ class SqliteStore:
 
     @contextlib.contextmanager
     def _errors(self, action: str) -> Iterator[None]:
+        _regex_state.timed_out = None
         try:
             yield
         except QueryError:
             raise
         except (sqlite3.Error, OSError) as exc:
+            pattern = getattr(_regex_state, "timed_out", None)
+            if pattern is not None:
+                _regex_state.timed_out = None
+                raise QueryError(f"$regex {pattern.removeprefix('(?i)')!r} ran longer than {REGEX_TIMEOUT_S} s on "
+                                 "one value (catastrophic backtracking?); simplify the pattern, e.g. anchor it or "
+                                 "avoid nested repetition such as (a+)+") from exc
             raise StoreError(f"SQLite store {self.path}: {action} failed: {exc}") from exc
 
     def _conn(self) -> sqlite3.Connection:
