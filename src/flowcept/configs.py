@@ -12,6 +12,9 @@ from typing import Any
 from flowcept.settings import get_settings
 
 SETTINGS = get_settings()
+#: The loaded settings as a nested dict (e.g. ``settings["adapters"]["mlflow"]["file_path"]``); secrets included,
+#: as in the reference (this is the user's own file).
+settings: dict[str, Any] = SETTINGS.to_dict(redact=False)
 SETTINGS_PATH: str = SETTINGS.path
 FLOWCEPT_VERSION: str | None = SETTINGS.flowcept_version
 
@@ -27,6 +30,9 @@ DUMP_BUFFER_PATH: str = _project.dump_buffer.path
 DUMP_BUFFER_APPEND_ID: bool = _project.dump_buffer.append_id_to_path
 DUMP_BUFFER_APPEND_WORKFLOW_ID: bool = _project.dump_buffer.append_workflow_id_to_path
 DELETE_BUFFER_FILE: bool = _project.dump_buffer.delete_previous_file
+# The reference's names for the dump-buffer path flags.
+APPEND_ID_TO_PATH: bool = DUMP_BUFFER_APPEND_ID
+APPEND_WORKFLOW_ID_TO_PATH: bool = DUMP_BUFFER_APPEND_WORKFLOW_ID
 
 LOG_FILE_PATH: str = SETTINGS.log.log_path
 LOG_FILE_LEVEL: str = SETTINGS.log.log_file_level
@@ -41,6 +47,36 @@ MQ_URI: str | None = _mq.uri
 MQ_CHANNEL: str = _mq.channel
 MQ_BUFFER_SIZE: int = _mq.buffer_size
 MQ_INSERTION_BUFFER_TIME: float = _mq.insertion_buffer_time_secs
+INSERTION_BUFFER_TIME: float = _mq.insertion_buffer_time_secs
+MQ_USER: str | None = _mq.username
+MQ_PASSWORD: str | None = _mq.password
+MQ_VHOST: str | None = _mq.vhost
+MQ_GROUP_ID: str | None = _mq.group_id
+MQ_TIMING: bool = _mq.timing
+MQ_CHUNK_SIZE: int = _mq.chunk_size
+MQ_INSTANCES: list[str] | None = _mq.instances
+
+_kv = SETTINGS.kv_db
+KVDB_HOST: str = _kv.host
+KVDB_PORT: int = _kv.port
+KVDB_URI: str | None = _kv.uri
+KVDB_PASSWORD: str | None = _kv.password
+
+_dbb = SETTINGS.db_buffer
+DB_BUFFER_SIZE: int = _dbb.buffer_size
+DB_INSERTER_MAX_TRIALS_STOP: int = _dbb.stop_max_trials
+DB_INSERTER_SLEEP_TRIALS_STOP: float = _dbb.stop_trials_sleep
+DB_INSERTION_BUFFER_TIME: float | None = _dbb.insertion_buffer_time_secs
+REMOVE_EMPTY_FIELDS: bool = _dbb.remove_empty_fields
+
+_web = SETTINGS.web_server
+WEBSERVER_HOST: str = _web.host
+WEBSERVER_PORT: int = _web.port
+
+#: The ``agent`` section as a dict, and its most used keys.
+AGENT: dict[str, Any] = settings["agent"]
+AGENT_HOST: str = SETTINGS.agent.mcp_host
+AGENT_PORT: int = SETTINGS.agent.mcp_port
 
 TELEMETRY_ENABLED: bool = SETTINGS.telemetry_capture.enabled
 TELEMETRY_CAPTURE: dict[str, Any] = SETTINGS.to_dict(redact=False)["telemetry_capture"]
@@ -53,6 +89,12 @@ SQLITE_PATH: str = _db.sqlite.path
 POSTGRES_ENABLED: bool = _db.postgres.enabled
 MONGO_ENABLED: bool = _db.mongodb.enabled
 LMDB_ENABLED: bool = _db.lmdb.enabled
+DATABASES: dict[str, Any] = settings["databases"]
+MONGO_HOST: str = _db.mongodb.host
+MONGO_PORT: int = _db.mongodb.port
+MONGO_URI: str | None = _db.mongodb.uri
+MONGO_DB: str = _db.mongodb.db
+LMDB_PATH: str = _db.lmdb.path
 KVDB_ENABLED: bool = SETTINGS.kv_db.enabled
 
 _sys = SETTINGS.sys_metadata

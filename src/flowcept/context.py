@@ -48,6 +48,7 @@ _suppressed: ContextVar[bool] = ContextVar("flowcept_suppressed", default=False)
 # The stack of running scopes, newest last: the fallback for contexts that never entered one.
 _running: list[Scope] = []
 _last_workflow_id: list[str] = []
+_last_campaign_id: list[str | None] = []
 
 
 def current_scope() -> Scope | None:
@@ -69,6 +70,7 @@ def enter_scope(scope: Scope):
     """Make ``scope`` current in this context and register it as running; returns a token for :func:`exit_scope`."""
     _running.append(scope)
     _last_workflow_id[:] = [scope.workflow_id]
+    _last_campaign_id[:] = [scope.campaign_id]
     return _scope.set(scope)
 
 
@@ -93,6 +95,14 @@ def last_workflow_id() -> str | None:
     if scope is not None:
         return scope.workflow_id
     return _last_workflow_id[0] if _last_workflow_id else None
+
+
+def last_campaign_id() -> str | None:
+    """Campaign id of the current scope, else of the most recently started one (even if stopped)."""
+    scope = current_scope()
+    if scope is not None:
+        return scope.campaign_id
+    return _last_campaign_id[0] if _last_campaign_id else None
 
 
 def get_parent_task_id() -> str | None:

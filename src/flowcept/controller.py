@@ -53,8 +53,19 @@ class _FlowceptMeta(type):
 
     @property
     def campaign_id(cls) -> str | None:
-        scope = _ctx.current_scope()
-        return scope.campaign_id if scope is not None else None
+        """Campaign of the current workflow, else of the most recently started one (readable after it stopped)."""
+        return _ctx.last_campaign_id()
+
+    @property
+    def is_started(cls) -> bool:
+        """Whether a Flowcept is running in this process (the class-level view; instances have their own)."""
+        return _ctx.current_scope() is not None
+
+    @property
+    def buffer(cls) -> list | None:
+        """This process's captured records of the running workflow (merged by id), or None when none runs."""
+        instance = Flowcept.get_current_instance()
+        return instance.get_buffer() if instance is not None else None
 
     @property
     def db(cls):
@@ -142,11 +153,12 @@ class Flowcept(metaclass=_FlowceptMeta):
         self.workflow_description = workflow_description
         self.workflow_args = workflow_args
         self.parent_workflow_id = parent_workflow_id
-        self.agent_id = agent_id
+        # A name alone is enough to register an agent: its id is generated (readable as ``fc.agent_id``).
+        self.agent_id = agent_id or (new_uuid() if agent_name else None)
         self.agent_name = agent_name
         self.start_persistence = start_persistence
         self.check_safe_stops = check_safe_stops
-        self.save_workflow = save_workflow
+        self._save_workflow = save_workflow
         self.enabled = bool(interceptors)
         self.is_started = False
         self.report: StopReport | None = None
@@ -195,8 +207,10 @@ class Flowcept(metaclass=_FlowceptMeta):
         self._errors_at_start = capture_error_count()
         self._started_at = time.time()
         self.is_started = True
-        if self.save_workflow:
+        if self._save_workflow:
             self._buffer.append(self._workflow_record(status="RUNNING"))
+        if self.agent_id is not None:
+            self.save_agent(name=self.agent_name, agent_id=self.agent_id)
         try:
             self._start_adapters()
         except BaseException:
@@ -225,7 +239,7 @@ class Flowcept(metaclass=_FlowceptMeta):
             except Exception as exc:  # noqa: BLE001
                 logger.warning("flowcept: stopping adapter %r failed: %r", adapter, exc)
         buffer = self._buffer
-        if self.save_workflow:
+        if self._save_workflow:
             end = {"type": "workflow", "workflow_id": self.workflow_id, "ended_at": time.time(),
                    "status": "ERROR" if _error is not None else "FINISHED"}
             buffer.append(end)
@@ -417,6 +431,74 @@ class Flowcept(metaclass=_FlowceptMeta):
         """The controller of the current scope, if one is running."""
         scope = _ctx.current_scope()
         return scope.owner if scope is not None else None
+
+    # ---- reference-compatible services and records ------------------------------------------------------
+    def save_workflow(self, interceptor_kind: str | None = None, interceptor_instance: Any = None) -> str:
+        """Emit this workflow's record now (also when the controller was made with ``save_workflow=False``).
+
+        The arguments are the reference's and only name the interceptor in ``interceptor_ids``. Returns the id.
+
+        Raises:
+            RuntimeError: the controller is not started.
+        """
+        if not self.is_started:
+            raise RuntimeError("save_workflow() needs a started Flowcept: call start() or use `with Flowcept():`")
+        record = self._workflow_record(status="RUNNING")
+        if interceptor_kind is not None:
+            record["interceptor_ids"] = [f"{interceptor_kind}_{self.bundle_exec_id}"]
+        self._buffer.emit(record)
+        return self.workflow_id
+
+    def save_agent(self, name: str | None = None, agent_id: str | None = None, workflow_id: str | None = None,
+                   campaign_id: str | None = None) -> str:
+        """Emit an agent record (``type: "agent"``) linked to this workflow; returns its ``agent_id`` (a new
+        uuid4 when not given).
+
+        Raises:
+            RuntimeError: the controller is not started.
+        """
+        from flowcept.records import AgentObject
+
+        if not self.is_started:
+            raise RuntimeError("save_agent() needs a started Flowcept: call start() or use `with Flowcept():`")
+        agent = AgentObject(agent_id=agent_id or new_uuid(), name=name, workflow_id=workflow_id or self.workflow_id,
+                            campaign_id=campaign_id or self.campaign_id, registered_at=time.time())
+        agent.enrich()
+        self._buffer.emit(agent.to_dict())
+        return agent.agent_id
+
+    @staticmethod
+    def services_status() -> dict[str, str]:
+        """``{"store": "ok"|"unavailable", "mq": ...}`` for the services the settings enable (``mq`` only when
+        ``mq.enabled``; no ``store`` in offline mode)."""
+        from flowcept.services import services_status
+        from flowcept.settings import get_settings
+
+        return services_status(get_settings())
+
+    @staticmethod
+    def services_alive() -> bool:
+        """Whether every service the settings enable answers."""
+        return all(state == "ok" for state in Flowcept.services_status().values())
+
+    @staticmethod
+    def start_consumption_services(bundle_exec_id: Any = None, check_safe_stops: bool = False,
+                                   consumers: Any = None) -> None:
+        """Run a keeper in the foreground (blocking) until SIGTERM/SIGINT: it stores what the message queue holds.
+
+        ``bundle_exec_id`` and ``check_safe_stops`` are the reference's; our keeper serves every producer and
+        stops exactly, so they are accepted and unused.
+
+        Raises:
+            NotImplementedError: ``consumers`` other than None (custom consumers: subclass ``BaseConsumer``).
+            ConfigError: the message queue is not enabled (there is nothing to consume).
+        """
+        if consumers is not None:
+            raise NotImplementedError("start_consumption_services(consumers=...) is not supported; subclass "
+                                      "flowcept.flowceptor.consumers.base_consumer.BaseConsumer instead")
+        from flowcept.keeper import run_keeper
+
+        run_keeper()
 
     def __repr__(self) -> str:
         return (f"Flowcept(workflow_id={self.workflow_id!r}, workflow_name={self.workflow_name!r}, "

@@ -193,3 +193,19 @@ class AgentObject(_Record):
 
     type = "agent"
     FIELDS = ("agent_id", "name", "user", "workflow_id", "campaign_id", "extra_metadata", "registered_at")
+
+    def enrich(self) -> "AgentObject":
+        """Fill ``user`` (the login name) and ``extra_metadata`` (the ``extra_metadata`` settings) where unset."""
+        import getpass
+
+        from flowcept.settings import get_settings
+
+        if self.user is None:
+            try:
+                self.user = getpass.getuser()
+            except Exception:  # noqa: BLE001 - no passwd entry in some containers
+                self.user = get_settings().experiment.user
+        extra = dict(get_settings().extra_metadata)
+        if extra:
+            self.extra_metadata = {**extra, **(self.extra_metadata or {})}
+        return self

@@ -378,7 +378,7 @@ class TestFailuresAreReported:
             Flowcept(workflow_nam="x")
         with pytest.warns(DeprecationWarning, match="save_workflow"):
             f = Flowcept(save_workflows=False)
-        assert f.save_workflow is False
+        assert f._save_workflow is False
 
     def test_offline_mode_writes_no_store(self, tmp_path, monkeypatch):
         """db_flush_mode: offline keeps records in the JSONL file only."""

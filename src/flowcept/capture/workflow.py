@@ -12,6 +12,8 @@ def flowcept(func: Callable | None = None, **flowcept_kwargs: Any):
 
     Usable bare (``@flowcept``) or with :class:`~flowcept.Flowcept` arguments (``@flowcept(workflow_name="x")``).
     The workflow is named after the function unless ``workflow_name`` is given. Works on ``async def`` too.
+    As in the reference, ``start_persistence``, ``save_workflow`` and ``check_safe_stops`` default to False here
+    (so the JSONL file holds only the tasks); pass ``save_workflow=True`` to also store the workflow record.
     """
     if func is None:
         return lambda f: flowcept(f, **flowcept_kwargs)
@@ -19,7 +21,10 @@ def flowcept(func: Callable | None = None, **flowcept_kwargs: Any):
 
     from flowcept.capture._builder import name_of
 
-    kwargs = {"workflow_name": name_of(func), **flowcept_kwargs}
+    # The reference's defaults for a decorated main (reference-facts 5.4): no workflow record, no persistence
+    # consumer, no safe-stop wait, unless asked for. Tasks still carry the workflow id.
+    kwargs = {"workflow_name": name_of(func), "start_persistence": False, "save_workflow": False,
+              "check_safe_stops": False, **flowcept_kwargs}
     Flowcept(**{**kwargs, "delete_buffer_file": False})  # fail fast on bad arguments, at decoration time
 
     if inspect.iscoroutinefunction(func):
