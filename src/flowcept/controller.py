@@ -169,6 +169,9 @@ class Flowcept(metaclass=_FlowceptMeta):
         self._started_at: float | None = None
         self._errors_at_start = 0
         self._keeper = None
+        # Set by @flowcept when the user did not ask for save_workflow: the workflow record then goes to the store
+        # only (at stop), so the JSONL file holds just the tasks (as in the reference) and the store still has it.
+        self._workflow_in_store_only = False
         dump = self.settings.project.dump_buffer
         if delete_buffer_file or (delete_buffer_file is None and dump.delete_previous_file and dump.enabled):
             Flowcept.delete_buffer_file()
@@ -272,7 +275,22 @@ class Flowcept(metaclass=_FlowceptMeta):
             raise StopTimeoutError(unconfirmed, spill_path if getattr(transport, "spilled", 0) else None, timeout)
         if transport is not None and transport.spilled and self.check_safe_stops:
             raise StopTimeoutError(transport.spilled, spill_path, timeout)
+        if self._workflow_in_store_only and not self._save_workflow:
+            self._store_workflow_record(_error)
         return self.report
+
+    def _store_workflow_record(self, error: BaseException | None) -> None:
+        """Write this workflow's record straight to the store (not through the pipeline nor the JSONL file)."""
+        from flowcept._internal_errors import report_internal_error
+
+        if self.settings.project.db_flush_mode == "offline" or self.settings.databases.store_kind is None:
+            return
+        record = self._workflow_record(status="ERROR" if error is not None else "FINISHED")
+        record["ended_at"] = time.time()
+        try:
+            Flowcept.db.insert_or_update_workflow(record)
+        except Exception as exc:  # noqa: BLE001 - the user's run is over and fine; say what was not stored
+            report_internal_error(f"storing the record of workflow {self.workflow_id}", exc)
 
     def _wait_stored(self, keeper, transport, deadline: float) -> bool:
         """Wait until every producer of this workflow has flushed and the keepers stored it all (exact stop)."""

@@ -39,6 +39,6 @@ def run_tool(tool_name: str, kwargs: dict | None = None, host: str | None = None
 
     result = asyncio.run(call())
     texts = [getattr(item, "text", str(item)) for item in result.content]
-    if getattr(result, "isError", False):
+    if getattr(result, "is_error", None) or getattr(result, "isError", None):  # mcp 2.x / 1.x field names
         raise RuntimeError(f"tool {tool_name!r} failed: {' '.join(texts)}")
     return texts
