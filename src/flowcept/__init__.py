@@ -23,6 +23,7 @@ _PUBLIC = {
     "TaskObject": "flowcept.records:TaskObject",
     "WorkflowObject": "flowcept.records:WorkflowObject",
     "AgentObject": "flowcept.records:AgentObject",
+    "BlobObject": "flowcept.records:BlobObject",
     "Status": "flowcept.records:Status",
     "register_dict_class": "flowcept.serialize:register_dict_class",
     "FlowceptError": "flowcept.errors:FlowceptError",
@@ -32,6 +33,8 @@ _PUBLIC = {
     "StoreError": "flowcept.errors:StoreError",
     "QueryError": "flowcept.errors:QueryError",
     "StopTimeoutError": "flowcept.errors:StopTimeoutError",
+    "ObjectNotFoundError": "flowcept.errors:ObjectNotFoundError",
+    "ObjectIntegrityError": "flowcept.errors:ObjectIntegrityError",
     "SETTINGS_PATH": "flowcept.configs:SETTINGS_PATH",
 }
 

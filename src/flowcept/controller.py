@@ -16,6 +16,7 @@ from flowcept import context as _ctx
 from flowcept._runtime import hostname
 from flowcept.errors import ConfigError, StopTimeoutError
 from flowcept.ids import new_uuid
+from flowcept.query.objects_api import FlowceptObjects
 
 logger = logging.getLogger("flowcept")
 
@@ -81,7 +82,7 @@ _db_lock = threading.Lock()
 _db_holder: list = [None]
 
 
-class Flowcept(metaclass=_FlowceptMeta):
+class Flowcept(FlowceptObjects, metaclass=_FlowceptMeta):
     """The runtime controller: captures everything run between :meth:`start` and :meth:`stop` as one workflow.
 
     Args:

@@ -7,7 +7,9 @@
     ├── BackendUnavailableError   an optional dependency is missing; names the pip extra to install
     ├── TransportError            message broker unreachable or refusing
     ├── StoreError                database failure
-    │   └── QueryError            bad filter: unknown operator, bad path, wrong value type
+    │   ├── QueryError            bad filter: unknown operator, bad path, wrong value type
+    │   ├── ObjectNotFoundError   no stored object (or no such version of it); names the id and version
+    │   └── ObjectIntegrityError  stored object content does not match its checksum or size
     └── StopTimeoutError          stop() deadline passed; .unconfirmed count and .spill_path
 
 Inside capture nothing is raised to the user's code: failures are logged and counted
@@ -77,6 +79,14 @@ class QueryError(StoreError, ValueError):
     """A query filter, projection or sort is malformed."""
 
 
+class ObjectNotFoundError(StoreError, LookupError):
+    """No stored object has this id, or the object has no such version."""
+
+
+class ObjectIntegrityError(StoreError):
+    """An object's stored content does not match its recorded sha256 or size (nothing wrong is returned)."""
+
+
 class StopTimeoutError(FlowceptError, TimeoutError):
     """``stop()`` passed its deadline with records still unconfirmed."""
 
@@ -95,5 +105,5 @@ class StopTimeoutError(FlowceptError, TimeoutError):
 
 
 for _cls in (FlowceptError, ConfigError, BackendUnavailableError, TransportError, StoreError, QueryError,
-             StopTimeoutError):
+             ObjectNotFoundError, ObjectIntegrityError, StopTimeoutError):
     _cls.__module__ = "flowcept"

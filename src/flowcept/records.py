@@ -209,3 +209,23 @@ class AgentObject(_Record):
         if extra:
             self.extra_metadata = {**extra, **(self.extra_metadata or {})}
         return self
+
+
+class BlobObject(_Record):
+    """A stored object's metadata (``type: "object"``): a model, dataset or artifact, one version of it.
+
+    ``data`` holds the content only when it was loaded (``Flowcept.db.get_blob_object``); ``version`` is always
+    present in :meth:`to_dict` (0 for a new object).
+    """
+
+    type = "object"
+    FIELDS = (
+        "object_id", "task_id", "workflow_id", "campaign_id", "object_type", "custom_metadata", "tags", "version",
+        "created_at", "updated_at", "object_size_bytes", "data_sha256", "data_hash_algo", "pickle",
+        "prev_version", "storage_type", "source", "data",
+    )
+
+    def to_dict(self) -> dict:
+        out = super().to_dict()
+        out.setdefault("version", 0)
+        return out

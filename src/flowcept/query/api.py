@@ -6,6 +6,7 @@ import logging
 from typing import Any, Mapping, Sequence
 
 from flowcept.errors import ConfigError
+from flowcept.query.objects_api import ObjectsAPI
 from flowcept.query.workflow_metadata import WorkflowMetadataQueries
 
 __all__ = ["DBAPI", "ASCENDING", "DESCENDING"]
@@ -35,7 +36,7 @@ def _projected_fields(projection: Any) -> list[str]:
     return list(projection)
 
 
-class DBAPI(WorkflowMetadataQueries):
+class DBAPI(WorkflowMetadataQueries, ObjectsAPI):
     """Queries over the configured store; every method is safe to call from any thread.
 
     Args:

@@ -1,0 +1,5 @@
+"""BlobObject (compatibility path)."""
+
+from flowcept.records import BlobObject
+
+__all__ = ["BlobObject"]

@@ -1,0 +1,178 @@
+"""Objects in the PostgreSQL store's database (same DSN, same schema), large content as ``bytea`` chunks.
+
+::
+
+    objects, object_history, object_data     metadata rows and inline content (as on SQLite)
+    object_blobs  (blob_id, sha256 UNIQUE, size_bytes, n_chunks)       one row per distinct content
+    object_chunks (blob_id, seq, data bytea)                          4 MiB pieces, read back one at a time
+
+A blob's chunks and its ``object_blobs`` row are written in one transaction; the row is inserted last, with
+``ON CONFLICT (sha256) DO NOTHING``: when the content is already stored the transaction is rolled back, so identical
+bytes are kept once, and a writer that dies mid-way leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import threading
+from typing import Any, Iterator
+
+from flowcept.errors import BackendUnavailableError, ObjectIntegrityError, StoreError
+from flowcept.store._filters import POSTGRES
+from flowcept.store.objects._base import BlobInfo, ObjectStore
+
+try:
+    import psycopg
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise BackendUnavailableError("PostgreSQL object store", "postgres") from exc
+
+__all__ = ["PostgresObjectStore"]
+
+CONNECT_TIMEOUT_S = 10
+# pg_advisory_xact_lock key for creating the object tables ("fcob"); per-object locks hash the object id.
+_SCHEMA_LOCK = 0x66636F62
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS objects (id TEXT PRIMARY KEY, doc JSONB NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS object_history (id TEXT PRIMARY KEY, object_id TEXT NOT NULL, "
+    "version INTEGER NOT NULL, doc JSONB NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS object_history_object_id ON object_history (object_id, version)",
+    "CREATE TABLE IF NOT EXISTS object_data (sha256 TEXT PRIMARY KEY, data BYTEA NOT NULL)",
+    "CREATE SEQUENCE IF NOT EXISTS object_blob_ids",
+    "CREATE TABLE IF NOT EXISTS object_blobs (blob_id BIGINT PRIMARY KEY, sha256 TEXT NOT NULL UNIQUE, "
+    "size_bytes BIGINT NOT NULL, n_chunks INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS object_chunks (blob_id BIGINT NOT NULL, seq INTEGER NOT NULL, "
+    "data BYTEA NOT NULL, PRIMARY KEY (blob_id, seq))",
+)
+_ABANDONED: list[Any] = []  # connections inherited through fork: never closed here (that would end the parent's)
+
+
+class _AlreadyStored(Exception):
+    """Raised inside the blob transaction to roll it back: the content is stored already."""
+
+
+class PostgresObjectStore(ObjectStore):
+    """Objects beside a :class:`flowcept.store.postgres.PostgresStore`.
+
+    One autocommit connection per thread (reopened in a forked child); writes use explicit transactions.
+
+    Args:
+        dsn: the store's connection string (its ``search_path`` option, if any, picks the schema).
+    """
+
+    dialect = POSTGRES
+    doc_column = "doc::text"
+    json_param = "%s::jsonb"
+
+    def __init__(self, dsn: str):
+        self.dsn = dsn
+        self._local = threading.local()
+        self._lock_conns = threading.Lock()
+        self._conns: list[Any] = []
+        self._pid = os.getpid()
+        self._schema_ready = False
+
+    def __repr__(self) -> str:
+        return "PostgresObjectStore(...)"
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("?", "%s")
+
+    @contextlib.contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except psycopg.Error as exc:
+            if isinstance(exc, psycopg.OperationalError) or getattr(self._local, "conn", None) is not None \
+                    and self._local.conn.broken:
+                self._local.conn = None  # reconnect on the next call
+            detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise StoreError(f"PostgreSQL object store: {action} failed: {detail}") from exc
+
+    def _conn(self):
+        if os.getpid() != self._pid:
+            with self._lock_conns:
+                _ABANDONED.extend(self._conns)
+                self._conns, self._local, self._pid = [], threading.local(), os.getpid()
+        conn = getattr(self._local, "conn", None)
+        if conn is None or conn.closed:
+            conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
+            if not self._schema_ready:
+                with conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+                    for stmt in _SCHEMA:
+                        conn.execute(stmt)
+                self._schema_ready = True
+            self._local.conn = conn
+            with self._lock_conns:
+                self._conns.append(conn)
+        return conn
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[Any]:
+        with self._errors("writing object metadata"):
+            conn = self._conn()
+            with conn.transaction():
+                yield conn.execute
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[Any]:
+        with self._errors("reading objects"):
+            yield self._conn().execute
+
+    def _lock(self, ex, object_id: str) -> None:
+        ex("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (object_id,))
+
+    def _write_blob(self, chunks: Iterator[bytes]) -> BlobInfo:
+        digest, size, n = hashlib.sha256(), 0, 0
+        try:
+            with self._transaction() as ex:
+                blob_id = ex("SELECT nextval('object_blob_ids')", ()).fetchone()[0]
+                for n, chunk in enumerate(chunks, 1):
+                    ex("INSERT INTO object_chunks (blob_id, seq, data) VALUES (%s, %s, %s)", (blob_id, n - 1, chunk))
+                    digest.update(chunk)
+                    size += len(chunk)
+                sha = digest.hexdigest()
+                stored = ex("SELECT count(*), coalesce(sum(length(data)), 0) FROM object_chunks WHERE blob_id = %s",
+                            (blob_id,)).fetchone()
+                if (stored[0], stored[1]) != (n, size):
+                    raise ObjectIntegrityError(f"blob {sha}: {stored[1]} bytes in {stored[0]} chunks stored after "
+                                               f"writing {size} bytes in {n}")
+                row = ex("INSERT INTO object_blobs (blob_id, sha256, size_bytes, n_chunks) VALUES (%s, %s, %s, %s) "
+                         "ON CONFLICT (sha256) DO NOTHING RETURNING blob_id", (blob_id, sha, size, n)).fetchone()
+                if row is None:
+                    raise _AlreadyStored()
+        except _AlreadyStored:
+            pass
+        return BlobInfo(sha, size, "chunks")
+
+    def _blob_chunks(self, sha256: str, size: int) -> Iterator[bytes]:
+        with self._reading() as ex:
+            row = ex("SELECT blob_id, n_chunks FROM object_blobs WHERE sha256 = %s", (sha256,)).fetchone()
+        if row is None:
+            raise ObjectIntegrityError(f"the content blob {sha256} is missing")
+        blob_id, n_chunks = row
+        for seq in range(n_chunks):
+            # One chunk per query keeps memory bounded by the chunk size, whatever the object's size.
+            with self._errors("reading object content"):
+                got = self._conn().execute("SELECT data FROM object_chunks WHERE blob_id = %s AND seq = %s",
+                                           (blob_id, seq), binary=True).fetchone()
+            if got is None:
+                raise ObjectIntegrityError(f"the content blob {sha256} lacks chunk {seq} of {n_chunks}")
+            yield bytes(got[0])
+
+    def blob_count(self) -> int:
+        with self._reading() as ex:
+            return ex("SELECT count(*) FROM object_blobs", ()).fetchone()[0]
+
+    def close(self) -> None:
+        with self._lock_conns:
+            conns, self._conns = self._conns, []
+        self._local = threading.local()
+        if os.getpid() != self._pid:
+            _ABANDONED.extend(conns)
+            return
+        for conn in conns:
+            with contextlib.suppress(Exception):
+                conn.close()
