@@ -7,6 +7,7 @@
     ├── status           check each configured service
     ├── query            Mongo-style filter -> table or JSON lines
     ├── ingest FILE      JSONL (buffer or spill file) -> store, idempotent
+    ├── objects          list | get ID | history ID | download ID DEST: stored models, datasets, artifacts
     └── settings show | init
 
 Exit codes: 0 ok, 1 a flowcept error (store or broker failed...), 2 bad usage or settings (``ConfigError``).
@@ -31,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "status": "flowcept.cli._status:status",
     "query": "flowcept.cli._query:query",
     "ingest": "flowcept.cli._ingest:ingest",
+    "objects": "flowcept.cli._objects:objects",
     "settings": "flowcept.cli._settings:settings",
 }
 
