@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import itertools
+import os
+import threading
 import time
 from typing import Any, BinaryIO, Callable, ContextManager, Iterator, Mapping
 
@@ -259,6 +261,57 @@ class ObjectStore:
 
 def _label(doc: Mapping) -> str:
     return f"object {doc.get('object_id')!r} version {doc.get('version')}"
+
+
+# Connections inherited through fork: never used nor closed in the child (closing would end the parent's session
+# or disturb its SQLite file locks), only kept referenced so garbage collection does not close them either.
+_ABANDONED: list[Any] = []
+
+
+class PerThreadConnections:
+    """One connection per thread, made by ``connect()`` on first use and made anew in a forked child."""
+
+    def __init__(self, connect: Callable[[], Any]):
+        self._connect = connect
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._all: list[Any] = []
+        self._pid = os.getpid()
+
+    def get(self) -> Any:
+        if os.getpid() != self._pid:
+            with self._lock:
+                _ABANDONED.extend(self._all)
+                self._all, self._local, self._pid = [], threading.local(), os.getpid()
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def drop(self) -> None:
+        """Forget this thread's connection (it broke); the next :meth:`get` makes a new one."""
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            with self._lock:
+                self._all = [c for c in self._all if c is not conn]
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    def close(self) -> None:
+        """Close every connection this process made; idempotent."""
+        with self._lock:
+            conns, self._all = self._all, []
+            self._local = threading.local()
+            if os.getpid() != self._pid:
+                _ABANDONED.extend(conns)
+                return
+        for conn in conns:
+            with contextlib.suppress(Exception):
+                conn.close()
 
 
 @contextlib.contextmanager

@@ -15,13 +15,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
-import threading
 from typing import Any, Iterator
 
 from flowcept.errors import BackendUnavailableError, ObjectIntegrityError, StoreError
 from flowcept.store._filters import POSTGRES
-from flowcept.store.objects._base import BlobInfo, ObjectStore
+from flowcept.store.objects._base import BlobInfo, ObjectStore, PerThreadConnections
 
 try:
     import psycopg
@@ -45,7 +43,6 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS object_chunks (blob_id BIGINT NOT NULL, seq INTEGER NOT NULL, "
     "data BYTEA NOT NULL, PRIMARY KEY (blob_id, seq))",
 )
-_ABANDONED: list[Any] = []  # connections inherited through fork: never closed here (that would end the parent's)
 
 
 class _AlreadyStored(Exception):
@@ -67,11 +64,8 @@ class PostgresObjectStore(ObjectStore):
 
     def __init__(self, dsn: str):
         self.dsn = dsn
-        self._local = threading.local()
-        self._lock_conns = threading.Lock()
-        self._conns: list[Any] = []
-        self._pid = os.getpid()
         self._schema_ready = False
+        self._conns = PerThreadConnections(self._connect)
 
     def __repr__(self) -> str:
         return "PostgresObjectStore(...)"
@@ -84,29 +78,30 @@ class PostgresObjectStore(ObjectStore):
         try:
             yield
         except psycopg.Error as exc:
-            if isinstance(exc, psycopg.OperationalError) or getattr(self._local, "conn", None) is not None \
-                    and self._local.conn.broken:
-                self._local.conn = None  # reconnect on the next call
+            if isinstance(exc, psycopg.OperationalError):
+                self._conns.drop()  # reconnect on the next call
             detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise StoreError(f"PostgreSQL object store: {action} failed: {detail}") from exc
 
-    def _conn(self):
-        if os.getpid() != self._pid:
-            with self._lock_conns:
-                _ABANDONED.extend(self._conns)
-                self._conns, self._local, self._pid = [], threading.local(), os.getpid()
-        conn = getattr(self._local, "conn", None)
-        if conn is None or conn.closed:
-            conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
+    def _connect(self):
+        conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
+        try:
             if not self._schema_ready:
                 with conn.transaction():
                     conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
                     for stmt in _SCHEMA:
                         conn.execute(stmt)
                 self._schema_ready = True
-            self._local.conn = conn
-            with self._lock_conns:
-                self._conns.append(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _conn(self):
+        conn = self._conns.get()
+        if conn.closed or conn.broken:
+            self._conns.drop()
+            conn = self._conns.get()
         return conn
 
     @contextlib.contextmanager
@@ -167,12 +162,4 @@ class PostgresObjectStore(ObjectStore):
             return ex("SELECT count(*) FROM object_blobs", ()).fetchone()[0]
 
     def close(self) -> None:
-        with self._lock_conns:
-            conns, self._conns = self._conns, []
-        self._local = threading.local()
-        if os.getpid() != self._pid:
-            _ABANDONED.extend(conns)
-            return
-        for conn in conns:
-            with contextlib.suppress(Exception):
-                conn.close()
+        self._conns.close()

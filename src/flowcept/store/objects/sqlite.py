@@ -23,7 +23,7 @@ from typing import Any, Iterator
 
 from flowcept.errors import ObjectIntegrityError, QueryError, StoreError
 from flowcept.store._filters import SQLITE
-from flowcept.store.objects._base import BlobInfo, ObjectStore, translate
+from flowcept.store.objects._base import BlobInfo, ObjectStore, PerThreadConnections, translate
 from flowcept.store.objects._content import CHUNK_SIZE, iter_chunks
 
 __all__ = ["SqliteObjectStore"]
@@ -55,7 +55,7 @@ def _regexp(pattern: str | None, value: Any) -> bool | None:
 class SqliteObjectStore(ObjectStore):
     """Objects beside a :class:`flowcept.store.sqlite.SqliteStore` (same file, own tables).
 
-    Each call opens its own short-lived connection, so the store is safe across threads and forks.
+    One connection per thread (made anew in a forked child), so the store is safe across threads and forks.
 
     Args:
         path: the SQLite file (the store's ``databases.sqlite.path``).
@@ -68,6 +68,7 @@ class SqliteObjectStore(ObjectStore):
         self.blob_dir = self.path.with_name(self.path.name + ".blobs")
         self._schema_ready = False
         self._swept = False
+        self._conns = PerThreadConnections(self._connect)
 
     def __repr__(self) -> str:
         return f"SqliteObjectStore({str(self.path)!r})"
@@ -81,6 +82,7 @@ class SqliteObjectStore(ObjectStore):
         conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None)
         try:
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
+            conn.execute("PRAGMA synchronous = NORMAL")  # as the record store: WAL survives a crash of the process
             conn.create_function("REGEXP", 2, _regexp, deterministic=True)
             if not self._schema_ready:
                 with contextlib.suppress(sqlite3.OperationalError):  # "locked" while another opens it: set later
@@ -98,27 +100,23 @@ class SqliteObjectStore(ObjectStore):
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[Any]:
         with self._errors("writing object metadata"):
-            conn = self._connect()
+            conn = self._conns.get()
+            conn.execute("BEGIN IMMEDIATE")  # the write lock: version numbers are read and taken atomically
             try:
-                conn.execute("BEGIN IMMEDIATE")  # the write lock: version numbers are read and taken atomically
-                try:
-                    yield conn.execute
-                    conn.execute("COMMIT")
-                except BaseException:
-                    with contextlib.suppress(sqlite3.Error):
-                        conn.execute("ROLLBACK")
-                    raise
-            finally:
-                conn.close()
+                yield conn.execute
+                conn.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
 
     @contextlib.contextmanager
     def _reading(self) -> Iterator[Any]:
         with self._errors("reading objects"):
-            conn = self._connect()
-            try:
-                yield conn.execute
-            finally:
-                conn.close()
+            yield self._conns.get().execute
+
+    def close(self) -> None:
+        self._conns.close()
 
     # ------------------------------------------------------------------------------------------ blob files
 
