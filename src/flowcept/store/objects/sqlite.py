@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import os
 import re
@@ -23,6 +22,7 @@ from typing import Any, Iterator
 
 from flowcept.errors import ObjectIntegrityError, QueryError, StoreError
 from flowcept.store._filters import SQLITE
+from flowcept.store.sqlite import _regexp  # the filter compiler's REGEXP, as on the record store's connections
 from flowcept.store.objects._base import BlobInfo, ObjectStore, PerThreadConnections, translate
 from flowcept.store.objects._content import CHUNK_SIZE, iter_chunks
 
@@ -38,18 +38,6 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS object_history_object_id ON object_history (object_id, version)",
     "CREATE TABLE IF NOT EXISTS object_data (sha256 TEXT PRIMARY KEY, data BLOB NOT NULL)",
 )
-
-
-@functools.lru_cache(maxsize=64)
-def _pattern(pattern: str) -> re.Pattern:
-    return re.compile(pattern)
-
-
-def _regexp(pattern: str | None, value: Any) -> bool | None:
-    # The filter compiler's $regex needs a REGEXP function on every connection.
-    if pattern is None or value is None:
-        return None
-    return _pattern(pattern).search(str(value)) is not None
 
 
 class SqliteObjectStore(ObjectStore):
