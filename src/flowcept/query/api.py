@@ -195,6 +195,94 @@ class DBAPI(WorkflowMetadataQueries, ObjectsAPI):
         flt = {"workflow_id": workflow_id}
         return {collection: self.store.delete(collection, flt) for collection in ("tasks", "agents", "workflows")}
 
+    # ------------------------------------------------------------------------------------------ lineage
+    # (flowcept.query.lineage computes these in the store; flowcept.query.lineage.edges gives a workflow's edges)
+
+    def upstream(self, task_id: str, depth: int | None = None, match_values: bool = False,
+                 projection: Any = None) -> list[dict]:
+        """The tasks ``task_id`` depends on, transitively (parents, dependencies, producers of what it used).
+
+        See :func:`flowcept.query.lineage.upstream`. Raises QueryError naming an unknown ``task_id``.
+        """
+        from flowcept.query import lineage
+
+        return lineage.upstream(self.store, task_id, depth, match_values, projection)
+
+    def downstream(self, task_id: str, depth: int | None = None, match_values: bool = False,
+                   projection: Any = None) -> list[dict]:
+        """The tasks depending on ``task_id``, transitively; see :func:`flowcept.query.lineage.downstream`."""
+        from flowcept.query import lineage
+
+        return lineage.downstream(self.store, task_id, depth, match_values, projection)
+
+    def lineage_edges(self, workflow_id: str, match_values: bool = False) -> list[tuple[str, str, str]]:
+        """``(src, dst, kind)`` edges between the tasks of a workflow; see :func:`flowcept.query.lineage.edges`."""
+        from flowcept.query import lineage
+
+        return list(lineage.edges(self.store, workflow_id, match_values))
+
+    def get_tasks_recursive(self, workflow_id: str, max_depth: int = 999,
+                            mapping: Mapping[str, str] | None = None) -> list[dict]:
+        """A workflow's tasks walked down ``parent_task_id`` from its roots, each with ``depth`` and
+        ``ancestor_ids``; see :func:`flowcept.query.lineage.tasks_recursive`."""
+        from flowcept.query import lineage
+
+        return lineage.tasks_recursive(self.store, workflow_id, max_depth, mapping)
+
+    def dump_tasks_to_file_recursive(self, workflow_id: str, output_file: str = "tasks.parquet",
+                                     max_depth: int = 999, mapping: Mapping[str, str] | None = None) -> int:
+        """Write :meth:`get_tasks_recursive` to ``output_file`` (format from its suffix: ``.parquet``, ``.csv``,
+        ``.json``); returns how many tasks were written."""
+        from flowcept.query.dump import write_records
+
+        tasks = self.get_tasks_recursive(workflow_id, max_depth, mapping)
+        suffix = str(output_file).rsplit(".", 1)[-1].lower()
+        return write_records(lambda: tasks, output_file, {"jsonl": "json"}.get(suffix, suffix))
+
+    def dump_to_file(self, collection: str = "tasks", filter: Mapping | None = None, output_file: str | None = None,
+                     export_format: str = "json", should_zip: bool = False) -> str:
+        """Stream matching records to a ``json``, ``csv`` or ``parquet`` file; returns its path.
+
+        See :func:`flowcept.query.dump.dump_to_file` (a dump without a filter must be zipped).
+        """
+        from flowcept.query.dump import dump_to_file
+
+        return dump_to_file(self.store, collection, filter, output_file, export_format, should_zip)
+
+    # ------------------------------------------------------------------------------------------ analytics
+    # (flowcept.query.analytics: SQL aggregates in the store)
+
+    def task_summary(self, filter: Mapping | None = None) -> dict:
+        """Counts, statuses and durations of matching tasks, overall and per activity."""
+        from flowcept.query import analytics
+
+        return analytics.task_summary(self.store, filter)
+
+    def telemetry_timeseries(self, filter: Mapping | None, fields: Sequence[str], x_field: str = "started_at",
+                             limit: int = 1000) -> list[dict]:
+        """Numeric fields of matching tasks along ``x_field``; see :func:`flowcept.query.analytics.telemetry_timeseries`."""
+        from flowcept.query import analytics
+
+        return analytics.telemetry_timeseries(self.store, filter, fields, x_field, limit)
+
+    def derive_campaigns(self, campaign_id: str | None = None) -> list[dict]:
+        """Campaigns grouped from the workflow records, with task counts."""
+        from flowcept.query import analytics
+
+        return analytics.derive_campaigns(self.store, campaign_id)
+
+    def derive_agents(self, filter: Mapping | None = None) -> list[dict]:
+        """Agents named by matching tasks, with task counts and their agent records' names."""
+        from flowcept.query import analytics
+
+        return analytics.derive_agents(self.store, filter)
+
+    def delete_campaign_data(self, campaign_id: str) -> dict[str, int]:
+        """Delete a campaign's workflows, tasks and agents; returns deleted counts per collection."""
+        from flowcept.query import analytics
+
+        return analytics.delete_campaign_data(self.store, campaign_id)
+
     # ------------------------------------------------------------------------------------------ export
 
     def to_df(self, collection: str = "tasks", filter: Mapping | None = None):

@@ -138,6 +138,10 @@ class _Dialect:
     def number_value(self, o) -> tuple[str, list]:
         raise NotImplementedError
 
+    def text_value(self, o) -> tuple[str, list]:
+        """SQL text of a string field, NULL when it is missing or not a string."""
+        raise NotImplementedError
+
 
 class SqliteDialect(_Dialect):
     """SQLite JSON1 over ``doc TEXT``; the validated path is inlined as a literal so expression indexes match."""
@@ -224,6 +228,9 @@ class SqliteDialect(_Dialect):
 
     def number_value(self, o):
         return f"CASE WHEN {o['type']} IN ('integer', 'real') THEN {o['value']} END", []
+
+    def text_value(self, o):
+        return f"CASE WHEN {o['type']} = 'text' THEN {o['value']} END", []
 
     def sort_keys(self, path):
         o = self.field(path)
@@ -354,6 +361,10 @@ class PostgresDialect(_Dialect):
         x, p = self._x(o)
         return f"CASE WHEN jsonb_typeof({x}) = 'number' THEN ({x})::numeric END", p + p
 
+    def text_value(self, o):
+        x, p = self._x(o)
+        return f"CASE WHEN jsonb_typeof({x}) = 'string' THEN ({x} #>> '{{}}') END", p + p
+
     def sort_keys(self, path):
         o = self.field(path)
         x, p = self._x(o)
@@ -377,6 +388,11 @@ class PostgresDialect(_Dialect):
 
 SQLITE = SqliteDialect()
 POSTGRES = PostgresDialect()
+
+
+def plain_number(v):
+    """A database number as a Python int or float (PostgreSQL's numeric comes back as Decimal), recursively."""
+    return _plain_number(v)
 
 
 def _plain_number(v):

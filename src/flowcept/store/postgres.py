@@ -19,7 +19,7 @@ import contextlib
 import logging
 import os
 import threading
-from typing import Any, Callable, Mapping, Sequence, TypeVar
+from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
 
 import orjson
 
@@ -27,6 +27,8 @@ from flowcept.errors import BackendUnavailableError, QueryError, StoreError
 from flowcept.records import KIND_OF_COLLECTION
 from flowcept.store import COLLECTIONS, group_by_collection
 from flowcept.store._filters import (SCALAR_FIELDS, PostgresDialect, check_collection, compile_aggregate, compile_filter, compile_find, decode_docs)
+from flowcept.store.lineage import PG_READY_FUNCTION as LINKS_READY
+from flowcept.store.lineage import schema_statements as lineage_schema
 
 try:
     import psycopg
@@ -191,6 +193,9 @@ class PostgresStore:
         StoreError: on first use, when the server cannot be reached (the message names host and port).
     """
 
+    #: The SQL dialect of the filter compiler (:mod:`flowcept.store._filters`), for modules that build SQL.
+    dialect = DIALECT
+
     def __init__(self, dsn: str, connect_timeout: float = CONNECT_TIMEOUT_S):
         self.dsn = dsn
         try:
@@ -288,19 +293,23 @@ class PostgresStore:
 
     def _create_schema(self, conn) -> None:
         names = [f"{table}_{field}" for table, fields in INDEXED_FIELDS.items() for field in fields]
-        ready = conn.execute(
-            "SELECT to_regprocedure('flowcept_merge_agg(jsonb)') IS NOT NULL AND "
-            + " AND ".join("to_regclass(%s) IS NOT NULL" for _ in names), names).fetchone()[0]
-        if not ready:
+        check = ("SELECT to_regprocedure('flowcept_merge_agg(jsonb)') IS NOT NULL AND "
+                 f"to_regprocedure('{LINKS_READY}') IS NOT NULL AND "
+                 + " AND ".join("to_regclass(%s) IS NOT NULL" for _ in names))
+        if not conn.execute(check, names).fetchone()[0]:
             with conn.transaction():
                 # Concurrent CREATE ... IF NOT EXISTS can still collide in the catalogs: serialize the creators.
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-                for stmt in _MERGE_FUNCTIONS:
-                    conn.execute(stmt)
-                for table, fields in INDEXED_FIELDS.items():
-                    conn.execute(f"CREATE TABLE IF NOT EXISTS {table} (id TEXT PRIMARY KEY, doc JSONB NOT NULL)")
-                    for field in fields:
-                        conn.execute(f"CREATE INDEX IF NOT EXISTS {table}_{field} ON {table} ((doc ->> '{field}'))")
+                if not conn.execute(check, names).fetchone()[0]:  # another process may have finished meanwhile
+                    for stmt in _MERGE_FUNCTIONS:
+                        conn.execute(stmt)
+                    for table, fields in INDEXED_FIELDS.items():
+                        conn.execute(f"CREATE TABLE IF NOT EXISTS {table} (id TEXT PRIMARY KEY, doc JSONB NOT NULL)")
+                        for field in fields:
+                            conn.execute(f"CREATE INDEX IF NOT EXISTS {table}_{field} ON {table} "
+                                         f"((doc ->> '{field}'))")
+                    for stmt in lineage_schema("postgres"):  # links for lineage, rebuilt from the stored tasks
+                        conn.execute(stmt)
         self._schema_ready = True
 
     def _run(self, action: str, work: Callable[[Any], _T]) -> _T:
@@ -432,6 +441,31 @@ class PostgresStore:
         if sort_key is not None:
             out.sort(key=sort_key)
         return out
+
+    def run_sql(self, steps: Sequence[tuple[str, Sequence]], batch_size: int = 1_000) -> Iterator[tuple]:
+        """Run SQL statements in order in one transaction and yield the rows of the last one through a server-side
+        cursor, ``batch_size`` at a time (lazily: nothing runs before the first row is asked for).
+
+        For the query modules (lineage, analytics, dumps) that build read-only SQL for :attr:`dialect`; earlier
+        steps may fill ``ON COMMIT DROP`` temp tables. Raises :class:`StoreError` (or QueryError).
+        """
+        conn = self._conn()
+        name = f"flowcept_rows_{os.urandom(6).hex()}"  # a server-side cursor, unique on its connection
+        try:
+            with conn.transaction():
+                for sql, params in steps[:-1]:
+                    conn.execute(sql, params)
+                with conn.cursor(name=name) as cur:
+                    cur.execute(*steps[-1])
+                    while True:
+                        rows = cur.fetchmany(batch_size)
+                        if not rows:
+                            return
+                        yield from rows
+        except psycopg.Error as exc:
+            if conn.broken or conn.closed:
+                self._drop(conn)
+            raise self._fail("query", exc) from exc
 
     # ------------------------------------------------------------------------------------------ diagnostics
 

@@ -26,6 +26,7 @@ from flowcept.records import KINDS
 from flowcept.store import COLLECTIONS, group_by_collection
 from flowcept.store._filters import (SQLITE, check_collection, compile_aggregate, compile_filter,
                                      compile_find, decode_docs)
+from flowcept.store.lineage import schema_statements as lineage_schema
 
 __all__ = ["SqliteStore"]
 
@@ -114,6 +115,9 @@ class SqliteStore:
         StoreError: on first use, when the file cannot be opened or written (the message names the path).
     """
 
+    #: The SQL dialect of the filter compiler (:mod:`flowcept.store._filters`), for modules that build SQL.
+    dialect = SQLITE
+
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path).expanduser()
         self._local = threading.local()
@@ -201,6 +205,9 @@ class SqliteStore:
         conn.execute("BEGIN IMMEDIATE")
         try:
             for stmt in statements:
+                conn.execute(stmt)
+            fresh = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'task_links'").fetchone() is None
+            for stmt in lineage_schema("sqlite", fresh):  # links for lineage; filled from stored tasks once
                 conn.execute(stmt)
             conn.execute("COMMIT")
         except BaseException:
@@ -321,6 +328,24 @@ class SqliteStore:
             out.sort(key=sort_key)
         return out
 
+    def run_sql(self, steps: Sequence[tuple[str, Sequence]], batch_size: int = 1_000) -> Iterator[tuple]:
+        """Run SQL statements in order on one connection and yield the rows of the last one, ``batch_size`` at a time
+        (lazily: nothing runs before the first row is asked for).
 
-
-
+        For the query modules (lineage, analytics, dumps) that build read-only SQL for :attr:`dialect`; earlier
+        steps may fill ``temp`` tables. Raises :class:`StoreError` (or QueryError) like the other methods.
+        """
+        conn = self._conn()
+        with self._errors("query"):
+            for sql, params in steps[:-1]:
+                conn.execute(sql, params)
+            cur = conn.execute(*steps[-1])
+        try:
+            while True:
+                with self._errors("query"):
+                    rows = cur.fetchmany(batch_size)
+                if not rows:
+                    return
+                yield from rows
+        finally:
+            cur.close()
