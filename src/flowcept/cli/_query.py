@@ -17,17 +17,6 @@ TABLE_FIELDS = {
 _MAX_WIDTH = 36
 
 
-def _get(doc: Any, field: str) -> Any:
-    for part in field.split("."):
-        if isinstance(doc, dict):
-            doc = doc.get(part)
-        elif isinstance(doc, list) and part.isdigit() and int(part) < len(doc):
-            doc = doc[int(part)]
-        else:
-            return None
-    return doc
-
-
 def _cell(value: Any) -> str:
     import orjson
 
@@ -58,7 +47,8 @@ def _columns(projection: Any, collection: str) -> list[str]:
 
 def render_table(docs: list[dict], columns: list[str]) -> str:
     """A plain-text table: a header row, a rule and one row per record."""
-    rows = [[_cell(_get(doc, c)) for c in columns] for doc in docs]
+    from flowcept.store._filters import get_path  # not at import: `flowcept --help` stays light
+    rows = [[_cell(get_path(doc, tuple(c.split('.')))) for c in columns] for doc in docs]
     widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(columns)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip(),
              "  ".join("-" * w for w in widths)]

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any, Iterator, Mapping
 
 from flowcept.errors import QueryError
-from flowcept.store._filters import check_limit, compile_order_by, decode_docs, split_path
+from flowcept.store._filters import check_limit, compile_order_by, decode_docs, get_path, split_path
 from flowcept.store.lineage import edges_sql, values_steps, walk_sql
 
 __all__ = ["EDGE_KINDS", "edges", "upstream", "downstream", "tasks_recursive"]
@@ -115,17 +115,6 @@ def downstream(store, task_id: str, depth: int | None = None, match_values: bool
     return _walk(store, task_id, "down", depth, match_values, projection)
 
 
-def _get(doc: Any, path: tuple[str, ...]) -> Any:
-    for seg in path:
-        if isinstance(doc, Mapping):
-            doc = doc.get(seg)
-        elif isinstance(doc, list) and seg.isdigit() and int(seg) < len(doc):
-            doc = doc[int(seg)]
-        else:
-            return None
-    return doc
-
-
 def tasks_recursive(store, workflow_id: str, max_depth: int = 999, mapping: Mapping[str, str] | None = None
                     ) -> list[dict]:
     """The tasks of a workflow as a ``parent_task_id`` forest, walked in SQL from its roots (reference 3.4).
@@ -176,7 +165,7 @@ def _with_ancestors(rows, paths: dict) -> list[dict]:
         chain = chains.get(pid, []) + [{activity.get(pid): pid}] if depth else []
         chains[tid] = chain
         if paths:
-            task = {"task_id": tid, **{key: _get(task, path) for key, path in paths.items()}}
+            task = {"task_id": tid, **{key: get_path(task, path) for key, path in paths.items()}}
         task["depth"] = depth
         task["ancestor_ids"] = chain
         result.append(task)

@@ -779,6 +779,12 @@ def _get(doc: Any, path: tuple[str, ...]) -> Any:
     return cur
 
 
+def get_path(doc: Any, path: tuple[str, ...]) -> Any:
+    """The value at a split dotted path (an all-digit segment indexes a list), or None when it is missing."""
+    value = _get(doc, path)
+    return None if value is _MISSING else value
+
+
 def apply_projection(doc: dict, normalized: tuple[str, list[tuple[str, ...]]] | None) -> dict:
     """Apply a projection from :func:`normalize_projection` to one record (nested output for dotted fields)."""
     if normalized is None:
