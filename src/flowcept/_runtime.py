@@ -74,10 +74,13 @@ def acquire_buffer(settings, workflow_id: str | None) -> BatchBuffer:
         if _state["pid"] != os.getpid():
             _state.update(buffer=None, users=0, pid=os.getpid(), dump_path=None, keeper=None, keeper_users=0)
         if _state["buffer"] is None:
+            from flowcept.redact import Redactor
+
+            redactor = Redactor.from_settings(settings.project)  # a bad pattern fails before any file is made
             sinks, dump_path = make_sinks(settings, workflow_id)
             b = settings.buffer
             _state["buffer"] = BatchBuffer(sinks, batch_size=b.batch_size, flush_interval_secs=b.flush_interval_secs,
-                                           max_size=b.max_size, full_wait_secs=b.full_wait_secs)
+                                           max_size=b.max_size, full_wait_secs=b.full_wait_secs, redactor=redactor)
             _state["dump_path"] = dump_path
             _install_signal_flush(signal.SIGTERM)
         _state["users"] += 1

@@ -157,10 +157,11 @@ class BatchBuffer:
         flush_interval_secs: the flusher also wakes this often.
         max_size: when this many records wait, producers wait up to ``full_wait_secs`` for room, then drop
             (counted in :attr:`dropped`).
+        redactor: ``(records) -> count`` run on each batch before it is encoded (flowcept.redact.Redactor).
     """
 
     def __init__(self, sinks: Sequence[Sink], batch_size: int = 2000, flush_interval_secs: float = 0.1,
-                 max_size: int = 20_000, full_wait_secs: float = 5.0):
+                 max_size: int = 20_000, full_wait_secs: float = 5.0, redactor=None):
         self.sinks = list(sinks)
         self.batch_size = max(1, int(batch_size))
         self.flush_interval_secs = float(flush_interval_secs)
@@ -179,6 +180,8 @@ class BatchBuffer:
         self._start_lock = threading.RLock()
         self.written = 0  # records every sink accepted (flusher thread only)
         self.dropped = 0  # records lost, with the reason logged
+        self.redactor = redactor
+        self.redacted = 0  # values stored as "REDACTED" (flusher thread only)
         self.sink_failures: dict[str, int] = {}
         _live_buffers.add(self)
         # multiprocessing children end with os._exit (no atexit): flush there through its finalizers instead.
@@ -345,6 +348,9 @@ class BatchBuffer:
                 marker.event.set()
 
     def _export(self, records: list) -> None:
+        if self.redactor is not None:
+            # Secrets by key name, on this thread so capture never pays for it (flowcept/redact.py).
+            self.redacted += self.redactor(records)
         try:
             batch = encode_batch(records)
         except Exception as exc:  # noqa: BLE001 - one bad record must not sink the batch

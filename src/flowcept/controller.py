@@ -43,6 +43,7 @@ class StopReport:
     capture_errors: int = 0
     sink_failures: dict = field(default_factory=dict)
     buffer_file: str | None = None
+    redacted: int = 0  # values stored as "REDACTED" (how many, never which)
 
 
 class _FlowceptMeta(type):
@@ -266,7 +267,7 @@ class Flowcept(FlowceptObjects, metaclass=_FlowceptMeta):
             _runtime.release_keeper(keeper, max(1.0, deadline - time.monotonic()))
         self.report = StopReport(workflow_id=self.workflow_id, written=buffer.written, dropped=buffer.dropped,
                                  capture_errors=capture_error_count() - self._errors_at_start,
-                                 sink_failures=dict(buffer.sink_failures),
+                                 sink_failures=dict(buffer.sink_failures), redacted=buffer.redacted,
                                  buffer_file=getattr(buffer.sinks[0], "path", None) if buffer.sinks else None)
         if buffer.dropped:
             logger.warning("flowcept: %d record(s) could not be stored (see earlier messages)", buffer.dropped)

@@ -51,6 +51,9 @@ _FALSE = frozenset({"0", "false", "no", "n", "f"})
 _SECRET_PARTS = ("password", "token", "secret", "api_key", "access_key", "passwd", "credentials")
 _LOG_LEVELS = ("debug", "info", "warning", "warn", "error", "critical", "fatal", "disable")
 _REDACTED = "REDACTED"
+#: Default of ``project.redact_keys``.
+REDACT_KEYS = ("password", "passwd", "secret", "secrets", "secret_key", "token", "api_key", "apikey", "access_key",
+               "private_key", "credential", "credentials", "authorization", "cookie", "cookies")
 
 #: Keys of the reference schema that are accepted but not acted on. A dotted key names one key; a section name
 #: covers every key under it. Each one present in a settings file is named in one FlowceptSettingsWarning.
@@ -127,6 +130,13 @@ class ProjectSettings:
                               "writes, the JSONL buffer file only.", env="DB_FLUSH_MODE",
                               choices=("online", "offline"))
     dump_buffer: DumpBufferSettings = _section(DumpBufferSettings, "The JSONL buffer file.")
+    # Redaction (flowcept/redact.py states the matching rule; docs/guide.md "Secrets").
+    redact: bool = _key(True, "Store the values of secret-looking keys (see `redact_keys`) in used, generated, "
+                        "custom_metadata and workflow args, at any depth, as `REDACTED`.", env="FLOWCEPT_REDACT")
+    redact_keys: list[str] = _key(list(REDACT_KEYS), "Key patterns redacted: a key matches when its words end "
+                                  "with the pattern's words (`token` matches `access_token`, not `max_tokens`); "
+                                  "`*` and `?` make a glob over the whole key.")
+    redact_allow: list[str] = _key([], "Key patterns never redacted (same rule), e.g. `pad_token`.")
 
 
 # ------------------------------------------------------------------------------------------------------- log

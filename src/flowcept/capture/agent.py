@@ -23,6 +23,7 @@ from flowcept import context as _ctx
 from flowcept._internal_errors import report_internal_error
 from flowcept.capture._builder import name_of
 from flowcept.capture.decorator import _check_options, _task_decorator
+from flowcept.redact import redacted_copy
 
 __all__ = ["FlowceptLLM", "agent_flowcept_task", "bind_agent_tools", "get_current_context_task"]
 
@@ -90,12 +91,12 @@ def _on_tool_record(record: dict) -> None:
             del used[key]
     agent = current_agent()
     if agent is not None:
-        agent.message_handler(dict(record))
+        agent.message_handler(redacted_copy(record))
 
 
 _AGENT_OPTIONS = frozenset({
     "args_handler", "tags", "custom_metadata", "subtype", "agent_id", "capture_telemetry", "activity_id",
-    "output_names", "workflow_id", "campaign_id",
+    "output_names", "workflow_id", "campaign_id", "redact", "redact_allow",
 })
 
 

@@ -23,6 +23,7 @@ from flowcept.capture._builder import (NoScopeWarning, end_telemetry, id_overrid
 from flowcept.capture._codegen import generate
 from flowcept import ids as _ids
 from flowcept.ids import new_id
+from flowcept.redact import OPTIONS_KEY as REDACT_OPTIONS_KEY, options_for
 from flowcept.serialize import IMMUTABLE_TYPES, sanitize, snapshot, snapshot_values
 
 logger = logging.getLogger("flowcept")
@@ -49,7 +50,7 @@ def _task_decorator(func: Callable, *, output_names=None, args_handler: Callable
                     custom_metadata: dict | None = None, subtype: str | None = None, agent_id=None,
                     source_agent_id=None, workflow_id: str | None = None, campaign_id: str | None = None,
                     capture_telemetry: bool | None = None, activity_id: str | None = None,
-                    on_record: Callable[[dict], None] | None = None) -> Callable:
+                    on_record: Callable[[dict], None] | None = None, redact=None, redact_allow=None) -> Callable:
     """The engine behind every task decorator.
 
     Integrations extend it instead of wrapping it: ``agent_id`` may be a callable returning the id for each call
@@ -61,6 +62,9 @@ def _task_decorator(func: Callable, *, output_names=None, args_handler: Callable
     static = static_fields(func, activity_id, tags, custom_metadata, subtype,
                             None if agent_of else agent_id, source_agent_id)
     name = static["activity_id"]
+    redact_options = options_for(redact, redact_allow)  # secrets: decided once; the flusher applies it
+    if redact_options is not None:
+        static[REDACT_OPTIONS_KEY] = redact_options
     lift_wf, lift_camp = id_overrides(func) if args_handler is None else (True, True)
     lift = lift_wf or lift_camp
     fixed_wf, fixed_camp = workflow_id, campaign_id
@@ -283,6 +287,9 @@ def flowcept_task(func: Callable | None = None, **options: Any):
         campaign_id: route the tasks to this campaign instead of the current one.
         agent_id: id of the agent that runs the task.
         capture_telemetry: True/False to force telemetry snapshots on or off for this function.
+        redact: False stores this function's values as they are; a list of key patterns redacts those keys too
+            (see the guide's "Secrets" section); default: the settings decide.
+        redact_allow: key patterns never redacted for this function (e.g. ``["pad_token"]``).
 
     An exception raised by the function is recorded (``status: ERROR``, message in ``stderr``) and re-raised
     unchanged. Calls made while no Flowcept is running are not captured.
@@ -388,6 +395,7 @@ _LIGHT_TEMPLATE = _LIGHT_TEMPLATE.replace("{emit_record}", _inline_emit("_fc_rec
 _TASK_OPTIONS = frozenset({
     "output_names", "args_handler", "tags", "custom_metadata", "subtype", "agent_id", "source_agent_id",
     "workflow_id", "campaign_id", "capture_telemetry", "activity_id", "agent_name", "source_agent_name",
+    "redact", "redact_allow",
 })
 
 

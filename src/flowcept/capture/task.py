@@ -12,6 +12,7 @@ from flowcept._runtime import hostname as _host
 from flowcept.capture._builder import end_telemetry, telemetry_sampler
 from flowcept.ids import new_id
 from flowcept.records import TaskObject
+from flowcept.redact import OPTIONS_KEY as REDACT_OPTIONS_KEY, options_for
 from flowcept.serialize import snapshot
 
 logger = logging.getLogger("flowcept")
@@ -36,6 +37,7 @@ class FlowceptTask:
         agent_id, source_agent_id: agent ids (UUID objects are stored as strings).
         tags, custom_metadata, subtype, hostname, adapter_id, started_at, ended_at, stdout, stderr, status.
         capture_telemetry: True/False to force telemetry snapshots on or off for this task.
+        redact, redact_allow: as for :func:`flowcept.flowcept_task` (False stores the values as they are).
     """
 
     __slots__ = ("_record", "_scope", "_ended", "_token", "_sampler")
@@ -46,7 +48,8 @@ class FlowceptTask:
                  subtype: str | None = None, hostname: str | None = None, tags: Any = None,
                  adapter_id: str | None = None, custom_metadata: dict | None = None, generated: dict | None = None,
                  started_at: float | None = None, ended_at: float | None = None, stdout: Any = None,
-                 stderr: Any = None, status: Any = None, capture_telemetry: bool | None = None):
+                 stderr: Any = None, status: Any = None, capture_telemetry: bool | None = None,
+                 redact: Any = None, redact_allow: Any = None):
         self._token = None
         scope = _ctx.current_scope()
         self._scope = scope
@@ -89,6 +92,9 @@ class FlowceptTask:
             record["adapter_id"] = adapter_id
         if custom_metadata is not None:
             record["custom_metadata"] = dict(custom_metadata)
+        redact_options = options_for(redact, redact_allow)
+        if redact_options is not None:
+            record[REDACT_OPTIONS_KEY] = redact_options  # applied on the flusher thread
         self._record = record
         if capture_telemetry is not False and (scope.telemetry is not None or capture_telemetry):
 
