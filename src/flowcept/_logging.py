@@ -32,7 +32,9 @@ def configure_logging(log_settings) -> None:
     if file_level is not None:
         path = "flowcept.log" if log_settings.log_path in (None, "", "default") else log_settings.log_path
         try:
-            handler = logging.FileHandler(os.path.expanduser(path))
+            from flowcept._files import create_private_file
+
+            handler = logging.FileHandler(create_private_file(os.path.expanduser(path)))  # 0600 when new
         except OSError as exc:
             logger.warning("flowcept: cannot open log file %s (log.log_path): %s", path, exc)
         else:

@@ -17,7 +17,9 @@ def _check_sqlite(path: str) -> str:
     if not os.path.exists(path):
         # Probe by writing (os.access says yes to root even where nothing can be created, e.g. under /proc).
         folder = os.path.dirname(os.path.abspath(path))
-        os.makedirs(folder, exist_ok=True)
+        from flowcept._files import make_private_dir
+
+        make_private_dir(folder)  # the store's folder: 0700, as the store itself makes it
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".flowcept-status-"):
             pass
         return "ok (the file will be created on first use)"

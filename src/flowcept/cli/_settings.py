@@ -70,8 +70,9 @@ def init(path: str | None, force: bool) -> None:
     if os.path.exists(target) and not force:
         raise click.UsageError(f"{target} already exists; pass --force to overwrite it")
     try:
-        os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
-        with open(target, "w", encoding="utf-8") as f:
+        from flowcept._files import open_private_file
+
+        with open_private_file(target, "w") as f:  # it may hold passwords: 0600, folders 0700
             f.write(TEMPLATE)
     except OSError as exc:
         raise click.ClickException(f"cannot write {target}: {exc}") from exc

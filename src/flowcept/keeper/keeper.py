@@ -23,6 +23,7 @@ from typing import Callable, Iterable
 
 import orjson
 
+from flowcept._files import open_private_file
 from flowcept.buffer import EncodedBatch
 from flowcept.errors import FlowceptError, StoreError
 
@@ -285,7 +286,7 @@ class Keeper:
         self.stats.rejected += 1
         path = os.path.abspath(self.rejects_path)
         try:
-            with open(path, "ab") as f:
+            with open_private_file(path, "ab") as f:
                 f.write(orjson.dumps({"entry_id": entry_id.decode() if isinstance(entry_id, bytes) else entry_id,
                                       "error": repr(exc), "body": (body or b"").decode("utf-8", "replace")})
                         + b"\n")

@@ -20,6 +20,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import orjson
 
+from flowcept._files import prepare_store_file
 from flowcept.errors import QueryError, StoreError
 from flowcept.store.merge import merge_record
 from flowcept.records import KINDS
@@ -175,7 +176,8 @@ class SqliteStore:
 
     def _open(self) -> sqlite3.Connection:
         with self._errors("opening the database"):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self._schema_ready:
+                prepare_store_file(self.path)  # private: 0700 folder, 0600 file (and so -wal, -shm)
             if self.path.exists() and not os.access(self.path, os.W_OK):
                 raise StoreError(f"SQLite store {self.path}: the file is not writable")
             conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,

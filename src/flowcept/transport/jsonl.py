@@ -20,6 +20,7 @@ try:
 except ImportError:  # pragma: no cover - not on Windows
     fcntl = None
 
+from flowcept._files import open_private, open_private_file
 from flowcept.serialize import dumps
 
 logger = logging.getLogger("flowcept")
@@ -48,10 +49,8 @@ class JsonlBufferFile:
 
     def _open(self) -> int:
         if self._fd is None or self._pid != os.getpid():
-            parent = os.path.dirname(os.path.abspath(self.path))
-            os.makedirs(parent, exist_ok=True)
             while True:
-                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                fd = open_private(self.path)  # 0600, folders 0700
                 if fcntl is None:
                     break
                 # A shared lock says "in use": Flowcept() elsewhere will not delete the file under us. It may have
@@ -154,7 +153,7 @@ def consolidate_files(base_path: str, workflow_id: str, cleanup: bool = True) ->
         if target.exists():
             return str(target)
         raise FileNotFoundError(f"no buffer files for workflow {workflow_id} next to {base_path}")
-    with open(target, "ab") as out:
+    with open_private_file(target, "ab") as out:
         for piece in pieces:
             with open(piece, "rb") as f:
                 data = f.read()
@@ -169,7 +168,7 @@ def consolidate_files(base_path: str, workflow_id: str, cleanup: bool = True) ->
 
 def write_messages(path: str, docs: Sequence[dict]) -> None:
     """Append JSON-clean or raw records to ``path`` (used by ``Flowcept.dump_buffer``)."""
-    with open(path, "ab") as f:
+    with open_private_file(path, "ab") as f:
         for doc in docs:
             if "data" in doc:
                 doc = {k: v for k, v in doc.items() if k != "data"}

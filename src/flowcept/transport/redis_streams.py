@@ -34,6 +34,7 @@ import time
 from collections import deque
 from typing import Iterator
 
+from flowcept._files import open_private
 from flowcept.errors import BackendUnavailableError, TransportError
 
 try:
@@ -184,7 +185,7 @@ class _RetainedOverflow:
         if seg is None:
             self._serial += 1
             path = f"{self.base_path}.retained.{self._serial}"
-            seg = [path, os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), key, 0, 0]
+            seg = [path, open_private(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), key, 0, 0]
             self.segments.append(seg)
         line = str(int(fields["n"])).encode() + b" " + fields["b"] + b"\n"
         view = memoryview(line)
@@ -479,8 +480,7 @@ class RedisStreamTransport:
             batch = EncodedBatch(fields["b"], count)
         data = batch.lines(drop_data=False)
         if self._spill_fd is None:
-            os.makedirs(os.path.dirname(self.spill_path) or ".", exist_ok=True)
-            self._spill_fd = os.open(self.spill_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            self._spill_fd = open_private(self.spill_path)  # 0600, folders 0700
         view = memoryview(data)
         while view:
             view = view[os.write(self._spill_fd, view):]

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
+from flowcept._files import prepare_store_file
 from flowcept.errors import ObjectIntegrityError, QueryError, StoreError
 from flowcept.store._filters import SQLITE
 from flowcept.store.sqlite import _regexp  # the filter compiler's REGEXP, as on the record store's connections
@@ -66,7 +67,8 @@ class SqliteObjectStore(ObjectStore):
                          lambda exc: StoreError(f"SQLite object store {self.path}: {action} failed: {exc}"))
 
     def _connect(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self._schema_ready:
+            prepare_store_file(self.path, warn=False)  # 0600 file in a 0700 folder when new (the record store warns)
         conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None)
         try:
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
