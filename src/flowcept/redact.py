@@ -246,18 +246,28 @@ class Redactor:
 
 
 def redacted_copy(record: dict) -> dict:
-    """A copy of one record as it will be stored, by the running pipeline's rules (for in-process consumers such
-    as an agent's history, which must not hold what the store does not)."""
+    """A copy of one record as it will be stored, by the running pipeline's rules (else the settings'): for
+    in-process consumers such as an agent's history, and for writes that bypass the pipeline (object metadata),
+    which must not hold what the store does not."""
     from flowcept.context import current_scope
 
     scope = current_scope()
     redactor = getattr(getattr(scope, "buffer", None), "redactor", None)
+    if redactor is None:
+        from flowcept.settings import get_settings
+
+        redactor = Redactor.from_settings(get_settings().project)
     batch = [dict(record)]
-    if redactor is not None:
-        redactor(batch)
-    else:
-        batch[0].pop(OPTIONS_KEY, None)
+    redactor(batch)
     return batch[0]
+
+
+def redacted_metadata(custom_metadata: Any) -> Any:
+    """``custom_metadata`` with secret-looking keys redacted (see :func:`redacted_copy`), for stores written
+    directly."""
+    if not isinstance(custom_metadata, dict):
+        return custom_metadata
+    return redacted_copy({"custom_metadata": custom_metadata})["custom_metadata"]
 
 
 def redact_records(records: list, rules: Rules, enabled: bool = True) -> int:

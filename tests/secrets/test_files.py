@@ -85,13 +85,16 @@ class TestHelpers:
 
 
 def test_embedded_run_creates_only_private_files(fc_env, tmp_path, monkeypatch, wide_umask):
-    """Default pipeline (SQLite store under ~/.flowcept, JSONL buffer file) plus a log file, under umask 000:
-    every folder flowcept made is 0700 and every file 0600, SQLite's -wal and -shm included."""
+    """Default pipeline (SQLite store under ~/.flowcept, JSONL buffer file, an object in the blob area) plus a
+    log file, under umask 000: every folder flowcept made is 0700 and every file 0600, SQLite's -wal and -shm
+    included; the object's metadata is redacted like a record's."""
     write_settings(tmp_path, f"log:\n  log_file_level: info\n  log_path: {tmp_path}/logs/flowcept.log\n",
                    monkeypatch)
     home = tmp_path / "home"
     with Flowcept() as f:
         login("alice", "s3cr3t", api_key="AKIA123")
+        object_id = Flowcept.db.insert_or_update_object(b"x" * (512 * 1024), object_type="artifact",
+                                                        custom_metadata={"source": {"api_key": "AKIA123"}})
         f._buffer.flush(30)
         logging.getLogger("flowcept").info("a line for the log file")
         during = _modes_under(tmp_path, skip={"settings.yaml"})
@@ -99,6 +102,10 @@ def test_embedded_run_creates_only_private_files(fc_env, tmp_path, monkeypatch, 
     assert {"home/.flowcept/flowcept.sqlite-wal", "home/.flowcept/flowcept.sqlite-shm"} <= set(during)
     expected_files = {"home/.flowcept/flowcept.sqlite", "flowcept_buffer.jsonl", "logs/flowcept.log"}
     assert expected_files <= set(after)
+    blobs = [rel for rel in after if rel.startswith("home/.flowcept/flowcept.sqlite.blobs/")]
+    assert any(not (tmp_path / rel).is_dir() for rel in blobs), blobs  # the content went to the blob area
+    meta = Flowcept.db.get_object_history(object_id)[0]
+    assert meta["custom_metadata"] == {"source": {"api_key": REDACTED}}
     for rel, mode in {**during, **after}.items():
         if rel == "home":
             continue  # made by the test fixture

@@ -138,9 +138,11 @@ class ObjectsAPI:
         Raises:
             ObjectNotFoundError: no such object.
         """
+        from flowcept.redact import redacted_metadata
         from flowcept.serialize import sanitize
 
-        fields = {"custom_metadata": custom_metadata, "tags": tags, "object_type": object_type, "task_id": task_id,
+        fields = {"custom_metadata": redacted_metadata(sanitize(custom_metadata)), "tags": tags,
+                  "object_type": object_type, "task_id": task_id,
                   "workflow_id": workflow_id}
         doc = self.objects.update_metadata(object_id, sanitize({k: v for k, v in fields.items() if v is not None}),
                                            control_version)
@@ -279,6 +281,7 @@ class ObjectsAPI:
     def _fields(object_id, task_id, workflow_id, object_type, custom_metadata, tags) -> tuple[str, dict]:
         from flowcept import context as _ctx
         from flowcept.ids import new_uuid
+        from flowcept.redact import redacted_metadata
         from flowcept.serialize import sanitize
 
         if object_id is None:
@@ -290,7 +293,9 @@ class ObjectsAPI:
                   "workflow_id": workflow_id if workflow_id is not None else getattr(scope, "workflow_id", None),
                   "campaign_id": getattr(scope, "campaign_id", None) if workflow_id is None else None,
                   "object_type": object_type,
-                  "custom_metadata": sanitize(custom_metadata) if custom_metadata is not None else None,
+                  # stored directly, so secrets are redacted here (flowcept/redact.py)
+                  "custom_metadata": redacted_metadata(sanitize(custom_metadata))
+                  if custom_metadata is not None else None,
                   "tags": sanitize(tags) if tags is not None else None}
         return object_id, fields
 
