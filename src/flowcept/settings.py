@@ -59,7 +59,10 @@ REDACT_KEYS = ("password", "passwd", "secret", "secrets", "secret_key", "token",
 #: covers every key under it. Each one present in a settings file is named in one FlowceptSettingsWarning.
 IGNORED_KEYS = frozenset({
     "kv_db",                  # no key-value DB: Redis Streams consumer groups replace the safe-stop protocol
-    "web_server",             # no webservice yet
+    "web_server.ui_enabled",  # the UI is always served
+    "web_server.cors_origins",  # same-origin page only
+    "web_server.dashboards_dir",
+    "web_server.max_label_length",
     "db_buffer",              # the keeper's batching follows `buffer`
     "agent",                  # no agent server
     "databases.mongodb",      # out of scope: use databases.sqlite or databases.postgres
@@ -269,7 +272,7 @@ class KVDBSettings:
 # ------------------------------------------------------------------------------------------------ web_server
 @_settings
 class WebServerSettings:
-    """``web_server``: reference only (the query webservice and UI); not acted on yet."""
+    """``web_server``: the read-only web service and UI (``flowcept serve``)."""
 
     host: str = _key("127.0.0.1", "Bind host.", env="WEBSERVER_HOST")
     port: int = _key(8008, "Bind port.", env="WEBSERVER_PORT", min=1, max=65535)
@@ -279,6 +282,10 @@ class WebServerSettings:
     sse_max_batch: int = _key(500, "Server-sent events batch size.", min=1)
     dashboards_dir: str = _key("~/.flowcept/dashboards", "Saved dashboards folder.")
     max_label_length: int = _key(30, "Longest label shown.", env="WEBSERVER_MAX_LABEL_LENGTH", min=1)
+    token: str | None = _key(None, "Token every request must carry (`Authorization: Bearer <token>`); required "
+                             "to bind to an address other than 127.0.0.1/localhost/::1.", env="FLOWCEPT_WEB_TOKEN")
+    allow_delete: bool = _key(False, "Enable the DELETE endpoints (workflows, campaigns); off: the service only "
+                              "reads.")
 
 
 # ---------------------------------------------------------------------------------------------- sys_metadata
