@@ -8,6 +8,7 @@
     ├── query            Mongo-style filter -> table or JSON lines
     ├── ingest FILE      JSONL (buffer or spill file) -> store, idempotent
     ├── objects          list | get ID | history ID | download ID DEST: stored models, datasets, artifacts
+    ├── serve | ui       the read-only web UI and REST API (extra flowcept[web])
     └── settings show | init
 
 Exit codes: 0 ok, 1 a flowcept error (store or broker failed...), 2 bad usage or settings (``ConfigError``).
@@ -34,6 +35,8 @@ COMMANDS: dict[str, str] = {
     "ingest": "flowcept.cli._ingest:ingest",
     "objects": "flowcept.cli._objects:objects",
     "settings": "flowcept.cli._settings:settings",
+    "serve": "flowcept.cli._serve:serve",
+    "ui": "flowcept.cli._serve:serve",
 }
 
 

@@ -1,0 +1,393 @@
+"""The FastAPI application: the reference's ``/api/v1`` routes we have data for, over the configured store.
+
+Every list endpoint pages in the store (keyset cursors, :mod:`.paging`); filters go through the store's own
+validation (a bad one is a 400 with the reason); nothing writes unless ``web_server.allow_delete`` is set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from importlib import resources
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Body, FastAPI, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+
+from flowcept import __version__
+from flowcept.errors import ConfigError, FlowceptError, QueryError
+from flowcept.web import paging
+from flowcept.web.security import TOKEN_COOKIE, presented_token, token_matches
+
+API = "/api/v1"
+_TIMELINE_FIELDS = ["task_id", "activity_id", "status", "started_at", "ended_at", "parent_task_id", "hostname",
+                    "subtype"]
+
+
+def create_app(settings=None, db=None) -> FastAPI:
+    """The web application.
+
+    Args:
+        settings: default :func:`flowcept.settings.get_settings` (``web_server`` and the store come from it).
+        db: a :class:`flowcept.query.api.DBAPI` to read; default one over the store the settings enable.
+
+    Raises:
+        ConfigError: no store is enabled.
+    """
+    from flowcept.settings import get_settings
+
+    settings = settings or get_settings()
+    if db is None:
+        from flowcept.query.api import DBAPI
+        from flowcept.store import make_store
+
+        store = make_store(settings, for_reading=True)
+        if store is None:
+            raise ConfigError("the web service reads a store: enable databases.sqlite or databases.postgres (and "
+                              "keep project.db_flush_mode: online)", key="databases")
+        db = DBAPI(store=store)
+    web = settings.web_server
+    app = FastAPI(title="flowcept", version=__version__, docs_url="/docs", redoc_url="/redoc")
+    app.state.db = db
+    app.state.settings = settings
+    _install_security(app, web.token)
+    _install_errors(app)
+    router = APIRouter(prefix=API)
+    _health_routes(router, settings)
+    _workflow_routes(router, web)
+    _task_routes(router)
+    _other_routes(router, web)
+    _stream_routes(router, web)
+    app.include_router(router)
+    _page_routes(app)
+    return app
+
+
+# ---------------------------------------------------------------------------------------------- cross-cutting
+def _install_security(app: FastAPI, token: str | None) -> None:
+    if not token:
+        return
+
+    @app.middleware("http")
+    async def require_token(request: Request, call_next):
+        if request.url.path == f"{API}/health/live":
+            return await call_next(request)
+        presented = presented_token(request.headers, request.query_params, request.cookies)
+        if not token_matches(token, presented):
+            return JSONResponse({"detail": "missing or wrong token: send Authorization: Bearer <token> (or open "
+                                           "the page once with ?token=<token>)"}, status_code=401)
+        response = await call_next(request)
+        if request.query_params.get("token"):
+            # The page was opened with ?token=: later requests from it (fetch, EventSource) carry the cookie.
+            response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict")
+        return response
+
+
+def _install_errors(app: FastAPI) -> None:
+    @app.exception_handler(QueryError)
+    async def bad_query(request: Request, exc: QueryError):
+        return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    @app.exception_handler(ValueError)
+    async def bad_value(request: Request, exc: ValueError):
+        return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    @app.exception_handler(NotImplementedError)
+    async def not_available(request: Request, exc: NotImplementedError):
+        return JSONResponse({"detail": str(exc)}, status_code=501)
+
+    @app.exception_handler(FlowceptError)
+    async def store_failed(request: Request, exc: FlowceptError):
+        return JSONResponse({"detail": str(exc)}, status_code=503)
+
+
+def _db(request: Request):
+    return request.app.state.db
+
+
+def _json_param(value: str | None, name: str) -> Any:
+    if value is None or value == "":
+        return None
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        raise QueryError(f"{name} is not valid JSON: {exc}") from None
+
+
+def _page(db, collection: str, flt: dict, limit: int, cursor: str | None, sort_field: str | None,
+          descending: bool, id_field: str, projection: Any = None) -> dict:
+    """One keyset page of ``collection``: ``{items, count, limit, next_cursor}``."""
+    paging.check_limit(limit)
+    size = 2 if sort_field else 1
+    position = paging.decode_cursor(cursor, size) if cursor else None
+    query = paging.and_filters(flt, paging.after(sort_field, descending, id_field, position))
+    items = db.store.find(collection, query, projection=projection,
+                          sort=paging.order(sort_field, descending, id_field), limit=limit)
+    return {"items": items, "count": db.store.count(collection, flt or None), "limit": limit,
+            "next_cursor": paging.next_cursor(items, limit, sort_field, id_field)}
+
+
+def _one(db, collection: str, key: str, value: str) -> dict:
+    docs = db.store.find(collection, {key: value}, limit=1)
+    if not docs:
+        raise HTTPException(404, f"no {collection[:-1]} with {key} {value!r}")
+    return docs[0]
+
+
+def _require_delete(web) -> None:
+    if not web.allow_delete:
+        raise HTTPException(403, "this service is read-only: set web_server.allow_delete: true to enable deletes")
+
+
+# ---------------------------------------------------------------------------------------------- routes
+def _health_routes(router: APIRouter, settings) -> None:
+    @router.get("/health/live")
+    def live() -> dict:
+        return {"status": "ok"}
+
+    @router.get("/health/ready")
+    def ready(request: Request):
+        from flowcept.services import services_status
+
+        services = services_status(settings)
+        ok = all(state == "ok" for state in services.values())
+        return JSONResponse({"status": "ok" if ok else "unavailable", "services": services},
+                            status_code=200 if ok else 503)
+
+    @router.get("/info")
+    def info() -> dict:
+        return {"name": "flowcept", "version": __version__, "store": settings.databases.store_kind,
+                "read_only": not settings.web_server.allow_delete}
+
+
+def _workflow_routes(router: APIRouter, web) -> None:
+    @router.get("/workflows")
+    def workflows(request: Request, limit: int = 100, cursor: str | None = None, campaign_id: str | None = None,
+                  filter_json: str | None = None) -> dict:
+        db = _db(request)
+        flt = paging.and_filters(_json_param(filter_json, "filter_json"),
+                                 {"campaign_id": campaign_id} if campaign_id else None)
+        page = _page(db, "workflows", flt, limit, cursor, "started_at", True, "workflow_id")
+        ids = [w["workflow_id"] for w in page["items"]]
+        counts = {row["workflow_id"]: row["count_task_id"] for row in db.store.aggregate(
+            "tasks", {"workflow_id": {"$in": ids}}, group_by="workflow_id", aggregations=[("count", "task_id")])
+        } if ids else {}
+        for wf in page["items"]:
+            wf["task_count"] = counts.get(wf["workflow_id"], 0)
+        return page
+
+    @router.post("/workflows/query")
+    def query_workflows(request: Request, body: dict = Body(default={})) -> dict:
+        return _query(_db(request), "workflows", body)
+
+    @router.get("/workflows/{workflow_id}")
+    def workflow(request: Request, workflow_id: str) -> dict:
+        db = _db(request)
+        wf = _one(db, "workflows", "workflow_id", workflow_id)
+        rows = db.store.aggregate("tasks", {"workflow_id": workflow_id}, group_by="status",
+                                  aggregations=[("count", "task_id")])
+        wf["task_count"] = sum(r["count_task_id"] for r in rows)
+        wf["status_counts"] = {r.get("status") or "UNKNOWN": r["count_task_id"] for r in rows}
+        return wf
+
+    @router.delete("/workflows/{workflow_id}")
+    def delete_workflow(request: Request, workflow_id: str) -> dict:
+        _require_delete(web)
+        return {"deleted": _db(request).delete_workflow_data(workflow_id)}
+
+    @router.get("/workflows/{workflow_id}/timeline")
+    def timeline(request: Request, workflow_id: str, limit: int = 1000, cursor: str | None = None) -> dict:
+        """Tasks in start order with only what a Gantt chart needs."""
+        return _page(_db(request), "tasks", {"workflow_id": workflow_id}, limit, cursor, "started_at", False,
+                     "task_id", projection=_TIMELINE_FIELDS)
+
+    @router.get("/workflows/{workflow_id}/dataflow")
+    def dataflow(request: Request, workflow_id: str, limit: int = 1000) -> dict:
+        """The task graph: nodes (tasks, first ``limit`` by start) and edges between them."""
+        from flowcept.web.graph import workflow_graph
+
+        paging.check_limit(limit)
+        return workflow_graph(_db(request), workflow_id, limit)
+
+    @router.get("/workflows/{workflow_id}/workflow_card")
+    def workflow_card(request: Request, workflow_id: str):
+        from flowcept.web.graph import workflow_card_markdown
+
+        _one(_db(request), "workflows", "workflow_id", workflow_id)
+        return Response(workflow_card_markdown(workflow_id), media_type="text/markdown",
+                        headers={"Content-Disposition": f'attachment; filename="workflow_card_{workflow_id}.md"'})
+
+    @router.get("/campaigns")
+    def campaigns(request: Request) -> dict:
+        rows = _db(request).store.aggregate("workflows", {"campaign_id": {"$exists": True}}, group_by="campaign_id",
+                                            aggregations=[("count", "workflow_id"), ("min", "started_at")])
+        items = [{"campaign_id": r["campaign_id"], "workflow_count": r["count_workflow_id"],
+                  "started_at": r["min_started_at"]}
+                 for r in rows]
+        return {"items": items, "count": len(items), "limit": len(items)}
+
+    @router.get("/campaigns/{campaign_id}")
+    def campaign(request: Request, campaign_id: str) -> dict:
+        db = _db(request)
+        wfs = db.store.find("workflows", {"campaign_id": campaign_id}, sort=[("started_at", 1)], limit=1000)
+        if not wfs:
+            raise HTTPException(404, f"no campaign with campaign_id {campaign_id!r}")
+        return {"campaign_id": campaign_id, "workflows": wfs,
+                "task_count": db.store.count("tasks", {"campaign_id": campaign_id})}
+
+    @router.delete("/campaigns/{campaign_id}")
+    def delete_campaign(request: Request, campaign_id: str) -> dict:
+        _require_delete(web)
+        db = _db(request)
+        flt = {"campaign_id": campaign_id}
+        return {"deleted": {c: db.store.delete(c, flt) for c in ("tasks", "agents", "workflows")}}
+
+
+def _task_routes(router: APIRouter) -> None:
+    @router.get("/tasks")
+    def tasks(request: Request, limit: int = 100, cursor: str | None = None, workflow_id: str | None = None,
+              parent_task_id: str | None = None, campaign_id: str | None = None, task_id: str | None = None,
+              status: str | None = None, filter_json: str | None = None) -> dict:
+        given = {"workflow_id": workflow_id, "parent_task_id": parent_task_id, "campaign_id": campaign_id,
+                 "task_id": task_id, "status": status}
+        flt = paging.and_filters({k: v for k, v in given.items() if v is not None},
+                                 _json_param(filter_json, "filter_json"))
+        return _page(_db(request), "tasks", flt, limit, cursor, None, False, "task_id")
+
+    @router.post("/tasks/query")
+    def query_tasks(request: Request, body: dict = Body(default={})) -> dict:
+        return _query(_db(request), "tasks", body)
+
+    @router.get("/tasks/by_workflow/{workflow_id}")
+    def by_workflow(request: Request, workflow_id: str, limit: int = 100, cursor: str | None = None) -> dict:
+        return _page(_db(request), "tasks", {"workflow_id": workflow_id}, limit, cursor, "started_at", False,
+                     "task_id")
+
+    @router.get("/tasks/{task_id}")
+    def task(request: Request, task_id: str) -> dict:
+        return _one(_db(request), "tasks", "task_id", task_id)
+
+    @router.get("/tasks/{task_id}/children")
+    def children(request: Request, task_id: str, limit: int = 100, cursor: str | None = None) -> dict:
+        return _page(_db(request), "tasks", {"parent_task_id": task_id}, limit, cursor, None, False, "task_id")
+
+
+def _other_routes(router: APIRouter, web) -> None:
+    @router.get("/agents")
+    def agents(request: Request, limit: int = 100, cursor: str | None = None) -> dict:
+        return _page(_db(request), "agents", {}, limit, cursor, None, False, "agent_id")
+
+    @router.get("/agents/{agent_id}")
+    def agent(request: Request, agent_id: str) -> dict:
+        return _one(_db(request), "agents", "agent_id", agent_id)
+
+    @router.get("/agents/{agent_id}/tasks")
+    def agent_tasks(request: Request, agent_id: str, limit: int = 100, cursor: str | None = None) -> dict:
+        return _page(_db(request), "tasks", {"agent_id": agent_id}, limit, cursor, None, False, "task_id")
+
+    @router.get("/stats/tasks/summary")
+    def summary(request: Request, workflow_id: str | None = None, filter_json: str | None = None) -> dict:
+        flt = paging.and_filters({"workflow_id": workflow_id} if workflow_id else None,
+                                 _json_param(filter_json, "filter_json"))
+        rows = _db(request).store.aggregate(
+            "tasks", flt or None, group_by=["activity_id", "status"],
+            aggregations=[("count", "task_id"), ("min", "started_at"), ("max", "ended_at")])
+        return {"items": rows, "count": len(rows), "limit": len(rows)}
+
+    @router.post("/stats/timeseries")
+    def timeseries(request: Request, body: dict = Body(default={})) -> dict:
+        """``{filter, fields: [dotted paths], x_field="started_at", limit<=1000}`` -> points sorted by x."""
+        fields = body.get("fields") or []
+        if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
+            raise QueryError("fields must be a list of dotted field names")
+        x_field = body.get("x_field", "started_at")
+        limit = paging.check_limit(int(body.get("limit", 1000)))
+        flt = paging.and_filters(body.get("filter"), {x_field: {"$exists": True}})
+        docs = _db(request).store.find("tasks", flt, projection=["task_id", x_field, *fields],
+                                       sort=[(x_field, 1)], limit=limit)
+        points = [{"task_id": d.get("task_id"), "x": _dig(d, x_field), **{f: _dig(d, f) for f in fields}}
+                  for d in docs]
+        return {"items": points, "count": len(points), "limit": limit}
+
+    @router.post("/query/{scope}")
+    def query(request: Request, scope: str, body: dict = Body(default={})) -> dict:
+        if scope not in ("workflows", "tasks", "agents"):
+            raise QueryError(f"unknown scope {scope!r}; use workflows, tasks or agents")
+        return _query(_db(request), scope, body)
+
+
+def _stream_routes(router: APIRouter, web) -> None:
+    @router.get("/stream/tasks")
+    async def stream_tasks(request: Request, workflow_id: str | None = None, campaign_id: str | None = None,
+                           since: float | None = None):
+        """Server-Sent Events: ``event: tasks`` with the tasks started or ended since the cursor, every
+        ``web_server.sse_poll_interval_sec``; each event's ``id`` is the next cursor."""
+        from anyio import to_thread
+
+        base = {k: v for k, v in {"workflow_id": workflow_id, "campaign_id": campaign_id}.items() if v}
+        db = _db(request)
+        interval = max(0.2, float(web.sse_poll_interval_sec))
+        batch = web.sse_max_batch
+
+        async def events():
+            cursor = since if since is not None else time.time()
+            sent: dict[str, tuple] = {}
+            yield "retry: 2000\n\n"
+            while not await request.is_disconnected():
+                # Overlap the window by a second: clocks of several writers, and records stored late.
+                flt = paging.and_filters(base, {"$or": [{"started_at": {"$gte": cursor - 1.0}},
+                                                        {"ended_at": {"$gte": cursor - 1.0}}]})
+                docs = await to_thread.run_sync(lambda: db.store.find("tasks", flt, sort=[("started_at", 1)],
+                                                                      limit=batch))
+                fresh = [d for d in docs if sent.get(d["task_id"]) != (d.get("status"), d.get("ended_at"))]
+                for d in fresh:
+                    sent[d["task_id"]] = (d.get("status"), d.get("ended_at"))
+                    cursor = max(cursor, d.get("ended_at") or 0, d.get("started_at") or 0)
+                if len(sent) > 50_000:  # keep only what the overlap window can send again
+                    sent = {k: v for k, v in sent.items() if (v[1] or cursor) >= cursor - 2.0}
+                if fresh:
+                    yield f"event: tasks\nid: {cursor}\ndata: {orjson.dumps(fresh).decode()}\n\n"
+                else:
+                    yield ": keep-alive\n\n"
+                await asyncio.sleep(interval)
+
+        return StreamingResponse(events(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def _page_routes(app: FastAPI) -> None:
+    static = resources.files("flowcept.web") / "static"
+
+    def asset(name: str, media: str):
+        async def serve() -> Response:
+            return Response((static / name).read_bytes(), media_type=media)
+        return serve
+
+    app.add_api_route("/", asset("index.html", "text/html; charset=utf-8"), response_class=HTMLResponse,
+                      include_in_schema=False)
+    app.add_api_route("/static/app.js", asset("app.js", "text/javascript; charset=utf-8"), include_in_schema=False)
+    app.add_api_route("/static/app.css", asset("app.css", "text/css; charset=utf-8"), include_in_schema=False)
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+def _query(db, collection: str, body: dict) -> dict:
+    """The reference's query body: ``{filter, projection, limit (<=1000, default 100), sort}``."""
+    if not isinstance(body, dict):
+        raise QueryError("the body must be a JSON object")
+    limit = paging.check_limit(int(body.get("limit", 100)))
+    sort = body.get("sort")
+    if isinstance(sort, list):
+        sort = [(s["field"], s.get("order", 1)) if isinstance(s, dict) else tuple(s) for s in sort]
+    items = db.store.find(collection, body.get("filter"), projection=body.get("projection"), sort=sort,
+                          limit=limit)
+    return {"items": items, "count": len(items), "limit": limit}
+
+
+def _dig(doc: dict, path: str) -> Any:
+    value: Any = doc
+    for part in path.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value

@@ -1,0 +1,42 @@
+"""What the workflow page draws beside the raw records: the task graph and the workflow card."""
+
+from __future__ import annotations
+
+_NODE_FIELDS = ["task_id", "activity_id", "status", "started_at", "ended_at", "parent_task_id", "dependencies"]
+
+
+def workflow_graph(db, workflow_id: str, limit: int) -> dict:
+    """``{nodes, edges, truncated}`` for the first ``limit`` tasks of a workflow (by start time).
+
+    Edges are ``{source, target, kind}`` with kind ``parent`` (``parent_task_id``: source started target) or
+    ``dependency`` (``dependencies``: target used source's result), between nodes of the page only.
+    """
+    tasks = db.store.find("tasks", {"workflow_id": workflow_id}, projection=_NODE_FIELDS,
+                          sort=[("started_at", 1), ("task_id", 1)], limit=limit + 1)
+    truncated = len(tasks) > limit
+    tasks = tasks[:limit]
+    ids = {t["task_id"] for t in tasks}
+    edges = []
+    for task in tasks:
+        parent = task.get("parent_task_id")
+        if parent in ids:
+            edges.append({"source": parent, "target": task["task_id"], "kind": "parent"})
+        for dep in task.get("dependencies") or ():
+            if dep in ids:
+                edges.append({"source": dep, "target": task["task_id"], "kind": "dependency"})
+    nodes = [{k: t.get(k) for k in ("task_id", "activity_id", "status", "started_at", "ended_at")} for t in tasks]
+    return {"nodes": nodes, "edges": edges, "truncated": truncated}
+
+
+def workflow_card_markdown(workflow_id: str) -> str:
+    """The markdown workflow card of a stored workflow (the reports module's renderer).
+
+    Raises:
+        NotImplementedError: this installation has no report renderer.
+    """
+    from flowcept.controller import Flowcept
+
+    if not hasattr(Flowcept, "generate_report"):
+        raise NotImplementedError("workflow cards need the reports module (flowcept.report)")
+    stats = Flowcept.generate_report(report_type="workflow_card", format="markdown", workflow_id=workflow_id)
+    return stats["markdown"]

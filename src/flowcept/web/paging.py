@@ -1,0 +1,77 @@
+"""Keyset paging: a page is the records after the last one shown, in a total order (never OFFSET scans)."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import orjson
+
+from flowcept.errors import QueryError
+
+MAX_LIMIT = 1000
+
+
+def check_limit(limit: int) -> int:
+    """A page size between 1 and :data:`MAX_LIMIT`.
+
+    Raises:
+        QueryError: outside that range.
+    """
+    if not 1 <= limit <= MAX_LIMIT:
+        raise QueryError(f"limit must be between 1 and {MAX_LIMIT}, got {limit}")
+    return limit
+
+
+def encode_cursor(values: list) -> str:
+    """An opaque cursor for the last record of a page (its sort values)."""
+    return base64.urlsafe_b64encode(orjson.dumps(values)).decode()
+
+
+def decode_cursor(cursor: str, size: int) -> list:
+    """The sort values in ``cursor``.
+
+    Raises:
+        QueryError: not a cursor this service made.
+    """
+    try:
+        values = orjson.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except Exception:  # noqa: BLE001 - any garbage is the same user error
+        raise QueryError("invalid cursor: pass back the next_cursor of a previous page") from None
+    if not isinstance(values, list) or len(values) != size:
+        raise QueryError("invalid cursor: pass back the next_cursor of a previous page")
+    return values
+
+
+def after(sort_field: str | None, descending: bool, id_field: str, cursor: list | None) -> dict | None:
+    """The filter selecting records strictly after ``cursor`` in the order (sort_field [desc], id_field asc)."""
+    if cursor is None:
+        return None
+    if sort_field is None:
+        return {id_field: {"$gt": cursor[0]}}
+    value, last_id = cursor
+    beyond = "$lt" if descending else "$gt"
+    return {"$or": [{sort_field: {beyond: value}}, {"$and": [{sort_field: value}, {id_field: {"$gt": last_id}}]}]}
+
+
+def order(sort_field: str | None, descending: bool, id_field: str) -> list:
+    """The sort spec matching :func:`after`."""
+    keys = [(sort_field, -1 if descending else 1)] if sort_field else []
+    return [*keys, (id_field, 1)]
+
+
+def next_cursor(items: list[dict], limit: int, sort_field: str | None, id_field: str) -> str | None:
+    """The cursor of the next page, or None when this page is the last."""
+    if len(items) < limit:
+        return None
+    last = items[-1]
+    values: list[Any] = [last.get(sort_field), last.get(id_field)] if sort_field else [last.get(id_field)]
+    return encode_cursor(values)
+
+
+def and_filters(*filters: dict | None) -> dict:
+    """The conjunction of the non-empty filters."""
+    present = [f for f in filters if f]
+    if not present:
+        return {}
+    return present[0] if len(present) == 1 else {"$and": present}
