@@ -39,6 +39,7 @@ const fmtTime = (t) => (t ? new Date(t * 1000).toISOString().replace("T", " ").s
 function fmtDuration(start, end) {
   if (!start || !end) return "";
   const s = end - start;
+  if (s < 1e-3) return `${(s * 1e6).toFixed(1)} µs`;
   return s < 1 ? `${(s * 1000).toFixed(1)} ms` : s < 120 ? `${s.toFixed(2)} s` : `${(s / 60).toFixed(1)} min`;
 }
 const statusCell = (s) => el("td", { class: `status-${s || ""}` }, s || "");
