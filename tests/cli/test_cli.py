@@ -329,7 +329,9 @@ class TestKeeper:
         try:
             first = proc.stderr.readline()
             assert "flowcept keeper: stream" in first
-            time.sleep(0.5)
+            # The keeper logs "reading stream" once its signal handlers are in place (no sleep-and-hope).
+            while "reading stream" not in proc.stderr.readline():
+                pass
             proc.send_signal(signal.SIGTERM)
             _, err = proc.communicate(timeout=30)
         finally:
