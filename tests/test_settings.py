@@ -199,7 +199,6 @@ IGNORED_IN_REFERENCE_FILE = [
     "databases.mongodb.db", "databases.mongodb.create_collection_index", "databases.mongodb.bin",
     "databases.mongodb.db_path", "databases.mongodb.log_path", "databases.mongodb.lock_file_path",
     "databases.lmdb.enabled", "databases.lmdb.path",
-    "adapters",
 ]
 
 

@@ -20,6 +20,7 @@ _PUBLIC = {
     "FlowceptLoop": "flowcept.capture.loop:FlowceptLoop",
     "FlowceptLightweightLoop": "flowcept.capture.loop:FlowceptLightweightLoop",
     "flowcept_torch": "flowcept.capture.torch:flowcept_torch",
+    "FlowceptDaskWorkerAdapter": "flowcept.adapters.dask:FlowceptDaskWorkerAdapter",
     "TaskObject": "flowcept.records:TaskObject",
     "WorkflowObject": "flowcept.records:WorkflowObject",
     "AgentObject": "flowcept.records:AgentObject",

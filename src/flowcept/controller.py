@@ -21,16 +21,9 @@ from flowcept.query.objects_api import FlowceptObjects
 logger = logging.getLogger("flowcept")
 
 KNOWN_INTERCEPTORS = ("instrumentation", "dask", "dask_worker", "mlflow", "tensorboard", "broker_mqtt")
-# Adapter kinds and the keyword arguments each one takes.
+# Adapter kinds and the keyword arguments each one takes (an `adapters.<key>` of the settings takes its kind's).
 ADAPTER_KWARGS = {"dask": {"dask_client"}, "dask_worker": set(), "mlflow": set(), "tensorboard": set(),
                   "broker_mqtt": set()}
-ADAPTERS = {
-    "dask": "flowcept.adapters.dask:DaskAdapter",
-    "dask_worker": "flowcept.adapters.dask:DaskAdapter",
-    "mlflow": "flowcept.adapters.mlflow:MLflowAdapter",
-    "tensorboard": "flowcept.adapters.tensorboard:TensorboardAdapter",
-    "broker_mqtt": "flowcept.adapters.mqtt:MQTTAdapter",
-}
 
 
 @dataclass
@@ -44,6 +37,10 @@ class StopReport:
     sink_failures: dict = field(default_factory=dict)
     buffer_file: str | None = None
     redacted: int = 0  # values stored as "REDACTED" (how many, never which)
+    #: Adapter key -> failures inside that adapter (logged and counted, never raised to the user).
+    adapter_errors: dict = field(default_factory=dict)
+    #: Adapter key -> {"captured", "errors", "rejected"} counts.
+    adapters: dict = field(default_factory=dict)
 
 
 class _FlowceptMeta(type):
@@ -129,11 +126,10 @@ class Flowcept(FlowceptObjects, metaclass=_FlowceptMeta):
         if not self.settings.instrumentation.enabled:
             # The master switch wins over arguments: decorators, loops and tasks stay pass-throughs.
             interceptors = [kind for kind in interceptors if kind != "instrumentation"]
-        for kind in interceptors:
-            if kind not in KNOWN_INTERCEPTORS:
-                raise ConfigError(f"unknown interceptor {kind!r}; known: {', '.join(KNOWN_INTERCEPTORS)}",
-                                  key="interceptors")
-        allowed = set().union(*(ADAPTER_KWARGS.get(k, set()) for k in interceptors))
+        from flowcept.adapters import KIND_KWARGS, resolve_adapters
+
+        specs = resolve_adapters(interceptors, self.settings.adapters)
+        allowed = set().union(*(KIND_KWARGS.get(spec.kind, set()) for spec in specs))
         unknown = sorted(set(kwargs) - allowed)
         if unknown:
             owners = {arg: kind for kind, args in ADAPTER_KWARGS.items() for arg in args}
@@ -145,6 +141,7 @@ class Flowcept(FlowceptObjects, metaclass=_FlowceptMeta):
         self.interceptors = interceptors
         self.adapter_args = args
         self.adapter_kwargs = kwargs
+        self._adapters: list = self._make_adapters(specs, kwargs)
         self.workflow_id = workflow_id or new_uuid()
         # Joining a workflow started elsewhere (an explicit workflow_id): its campaign is the owner's to say, so
         # none is invented here (records then carry no campaign_id rather than a wrong one).
@@ -167,7 +164,6 @@ class Flowcept(FlowceptObjects, metaclass=_FlowceptMeta):
         self._scope: _ctx.Scope | None = None
         self._token = None
         self._buffer = None
-        self._adapters: list = []
         self._started_at: float | None = None
         self._errors_at_start = 0
         self._keeper = None
@@ -196,6 +192,8 @@ class Flowcept(FlowceptObjects, metaclass=_FlowceptMeta):
             return self
         from flowcept._internal_errors import capture_error_count
 
+        for adapter in self._adapters:
+            adapter.check()  # bad adapter config fails here, before any pipeline opens
         telemetry = self._make_telemetry()
         if self.start_persistence and self.settings.mq.enabled:
             # The persistence consumer: with check_safe_stops=False it keeps the process alive until stopped or
@@ -238,11 +236,7 @@ class Flowcept(FlowceptObjects, metaclass=_FlowceptMeta):
             return self.report
         from flowcept._internal_errors import capture_error_count
 
-        for adapter in reversed(self._adapters):
-            try:
-                adapter.stop()
-            except Exception as exc:  # noqa: BLE001
-                logger.warning("flowcept: stopping adapter %r failed: %r", adapter, exc)
+        self._stop_adapters()
         buffer = self._buffer
         if self._save_workflow:
             end = {"type": "workflow", "workflow_id": self.workflow_id, "ended_at": time.time(),
@@ -268,7 +262,9 @@ class Flowcept(FlowceptObjects, metaclass=_FlowceptMeta):
         self.report = StopReport(workflow_id=self.workflow_id, written=buffer.written, dropped=buffer.dropped,
                                  capture_errors=capture_error_count() - self._errors_at_start,
                                  sink_failures=dict(buffer.sink_failures), redacted=buffer.redacted,
-                                 buffer_file=getattr(buffer.sinks[0], "path", None) if buffer.sinks else None)
+                                 buffer_file=getattr(buffer.sinks[0], "path", None) if buffer.sinks else None,
+                                 adapter_errors={a.key: a.errors for a in self._adapters},
+                                 adapters={a.key: a.counts() for a in self._adapters})
         if buffer.dropped:
             logger.warning("flowcept: %d record(s) could not be stored (see earlier messages)", buffer.dropped)
         spill_path = getattr(transport, "spill_path", None) if transport is not None else None
@@ -352,23 +348,26 @@ class Flowcept(FlowceptObjects, metaclass=_FlowceptMeta):
                 logger.warning("flowcept: machine_info capture failed: %r", exc)
         return {k: v for k, v in record.items() if v is not None}
 
-    def _start_adapters(self) -> None:
-        import importlib
+    @staticmethod
+    def _make_adapters(specs: list, kwargs: dict) -> list:
+        from flowcept.adapters import make_adapter
 
-        for kind in self.interceptors:
-            if kind == "instrumentation":
+        return [make_adapter(spec, kwargs) for spec in specs]
+
+    def _start_adapters(self) -> None:
+        for adapter in self._adapters:
+            adapter.start(self._scope)
+            adapter.started = True
+
+    def _stop_adapters(self) -> None:
+        for adapter in reversed(self._adapters):
+            if not getattr(adapter, "started", False):
                 continue
-            module, _, attr = ADAPTERS[kind].partition(":")
+            adapter.started = False
             try:
-                cls = getattr(importlib.import_module(module), attr)
-            except ModuleNotFoundError as exc:
-                if exc.name and exc.name.startswith("flowcept"):
-                    raise ConfigError(f"the {kind!r} adapter is not available in this version of flowcept",
-                                      key="interceptors") from None
-                raise
-            adapter = cls(self, *self.adapter_args, **self.adapter_kwargs)
-            adapter.start()
-            self._adapters.append(adapter)
+                adapter.stop()
+            except Exception as exc:  # noqa: BLE001 - an adapter never breaks the user's program
+                adapter.failed("stop", exc)
 
     # ---- buffer file and records --------------------------------------------------------------------------
     def get_buffer(self, return_df: bool = False):

@@ -70,7 +70,6 @@ IGNORED_KEYS = frozenset({
     "project.debug",
     "project.performance_logging",
     "project.json_serializer",  # values are always converted as documented (serialize.py)
-    "adapters",               # no data observability adapters yet
     "mq.username",            # RabbitMQ only
     "mq.vhost",               # RabbitMQ only
     "mq.group_file",          # Mofka only
@@ -462,7 +461,8 @@ class Settings:
     db_buffer: DBBufferSettings = _section(DBBufferSettings, "Reference only.")
     agent: AgentSettings = _section(AgentSettings, "Reference only.")
     databases: DatabasesSettings = _section(DatabasesSettings, "Stores.")
-    adapters: dict[str, dict[str, Any]] = _key({}, "Adapter key -> adapter settings (each with a `kind`).")
+    adapters: dict[str, dict[str, Any]] = _key({}, "Adapter key -> adapter settings: a `kind` (dask, mlflow, "
+                                                   "tensorboard, broker) and its keys (flowcept/adapters/_specs.py).")
     buffer: BufferSettings = _section(BufferSettings, "Record buffer.")
 
     def to_dict(self, redact: bool = True) -> dict[str, Any]:
@@ -709,13 +709,11 @@ def _default(f) -> Any:
 
 
 def _check_settings(settings: Settings, load: _Load) -> None:
-    for name, spec in settings.adapters.items():
-        key = f"adapters.{name}"
-        if not isinstance(spec, dict):
-            raise ConfigError(f"expected a mapping with a 'kind', got {spec!r}", key=key, path=load.path)
-        if not isinstance(spec.get("kind"), str) or not spec["kind"]:
-            raise ConfigError("every adapter needs a 'kind' (e.g. kind: mlflow)", key=key + ".kind",
-                              path=load.path)
+    if settings.adapters:
+        from flowcept.adapters._specs import validate_adapter
+
+        for name, spec in settings.adapters.items():
+            validate_adapter(str(name), spec, load.path)
     uri = settings.mq.uri
     if uri and not uri.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(f"expected a redis://, rediss:// or unix:// URI, got {_redact_uri(uri)!r}",

@@ -1,0 +1,1 @@
+"""Compatibility paths of the reference's adapters (thin faces over :mod:`flowcept.adapters`)."""

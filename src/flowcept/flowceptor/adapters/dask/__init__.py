@@ -1,0 +1,1 @@
+"""Compatibility path of the reference's Dask adapter."""
