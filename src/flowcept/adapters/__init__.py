@@ -87,9 +87,10 @@ def make_adapter(spec: AdapterSpec, kwargs: dict[str, Any]):
     try:
         cls = getattr(importlib.import_module(module), attr)
     except ImportError as exc:
-        if getattr(exc, "name", None) and str(exc.name).startswith("flowcept"):
-            raise
-        raise ConfigError(f"the {spec.kind!r} adapter needs {exc.name or 'a library'} that is not installed: "
+        missing = exc.__cause__.name if isinstance(exc.__cause__, ImportError) else exc.name
+        if missing and missing.startswith("flowcept"):
+            raise  # our own bug, not a missing extra
+        raise ConfigError(f"the {spec.kind!r} adapter needs {missing or 'a library'}, which is not installed: "
                           f"pip install 'flowcept[{EXTRAS[spec.kind]}]'", key=f"adapters.{spec.key}") from None
     own = {k: v for k, v in kwargs.items() if k in KIND_KWARGS.get(spec.kind, ())}
     return cls(spec.key, spec.cfg, **own)

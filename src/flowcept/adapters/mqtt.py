@@ -104,7 +104,7 @@ class MQTTAdapter(Adapter):
         self.client_id = cfg["client_id"] or f"flowcept-{key}-{socket.gethostname()}"
         self.rejects_path = os.path.abspath(cfg["rejects_file"] or f"flowcept_{key}_rejects.jsonl")
         self.received = 0
-        self.connected = threading.Event()
+        self.connected = threading.Event()  # set once subscribed, cleared on disconnect
         self._rejects_lock = threading.Lock()
         self._client: paho.Client | None = None
 
@@ -123,6 +123,7 @@ class MQTTAdapter(Adapter):
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         self._client = client
         if v5:
             from paho.mqtt.properties import Properties
@@ -141,7 +142,12 @@ class MQTTAdapter(Adapter):
             self.failed("connecting", ConnectionError(str(reason_code)))
             return
         client.subscribe([(topic, self.cfg["qos"]) for topic in self.cfg["queues"]])
-        self.connected.set()
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties=None) -> None:
+        failed = [str(rc) for rc in reason_codes if rc.is_failure]
+        if failed:
+            self.failed("subscribing", ConnectionError(", ".join(failed)))
+        self.connected.set()  # connected and subscribed: messages published from now on are ours
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties=None) -> None:
         self.connected.clear()

@@ -43,7 +43,8 @@ class TensorboardAdapter(PollingAdapter):
     def __init__(self, key: str, cfg: dict):
         super().__init__(key, cfg)
         self.root = os.path.abspath(os.path.expanduser(cfg["file_path"]))
-        self._signatures: dict[str, tuple] = {}  # run dir -> event files' (name, size, mtime) when last emitted
+        self._signatures: dict[str, tuple] = {}  # run dir -> event files' (name, size, mtime) when last read
+        self._emitted: set[str] = set()
 
     def check(self) -> None:
         """The log directory must exist and be a directory."""
@@ -55,7 +56,7 @@ class TensorboardAdapter(PollingAdapter):
         for run_dir, files in self._runs():
             signature = tuple((name, st.st_size, st.st_mtime_ns) for name, st in files)
             if self._signatures.get(run_dir) == signature:
-                if final:  # unchanged since read: only its status changes
+                if final and run_dir in self._emitted:  # unchanged since read: only its status changes
                     self.emit({"type": "task", "task_id": self._task_id(run_dir), "status": "FINISHED"})
                 continue
             try:
@@ -63,8 +64,10 @@ class TensorboardAdapter(PollingAdapter):
             except Exception as exc:  # noqa: BLE001 - a half-written file: read again on the next scan
                 self.failed(f"reading {run_dir}", exc)
                 continue
-            self.emit(record)
             self._signatures[run_dir] = signature
+            if record["used"] or record["generated"]:  # a writer's file with no summaries yet is no run
+                self.emit(record)
+                self._emitted.add(run_dir)
 
     def _runs(self):
         for current, _dirs, names in os.walk(self.root):
