@@ -13,7 +13,7 @@ import flowcept
 DOCUMENTED = {
     "flowcept": ["Flowcept", "flowcept_task", "telemetry_flowcept_task", "lightweight_flowcept_task",
                  "FlowceptTask", "FlowceptLoop", "FlowceptLightweightLoop", "flowcept_torch", "TaskObject",
-                 "WorkflowObject", "AgentObject", "SETTINGS_PATH", "__version__"],
+                 "WorkflowObject", "AgentObject", "FlowceptDaskWorkerAdapter", "SETTINGS_PATH", "__version__"],
     "flowcept.instrumentation.flowcept_task": ["flowcept_task", "telemetry_flowcept_task",
                                                "lightweight_flowcept_task", "default_args_handler",
                                                "get_current_context_task_id"],
@@ -29,6 +29,7 @@ DOCUMENTED = {
     "flowcept.flowcept_api.db_api": ["DBAPI"],
     "flowcept.flowcept_api.flowcept_controller": ["Flowcept"],
     "flowcept.flowceptor.consumers.base_consumer": ["BaseConsumer"],
+    "flowcept.flowceptor.adapters.dask.dask_plugins": ["FlowceptDaskWorkerAdapter", "get_flowcept_task"],
     "flowcept.configs": ["SETTINGS_PATH", "PROJECT_NAME", "DB_FLUSH_MODE", "MQ_ENABLED", "MQ_TYPE",
                          "DUMP_BUFFER_ENABLED", "DUMP_BUFFER_PATH", "TELEMETRY_ENABLED"],
 }

@@ -39,7 +39,7 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise BackendUnavailableError("the Dask adapter", "dask") from exc
 
 from flowcept import context as _ctx
-from flowcept.adapters._base import Adapter
+from flowcept.adapters._base import PollingAdapter
 from flowcept.buffer import BatchBuffer
 from flowcept.capture._binding import make_binder, make_output_mapper
 from flowcept.capture.emit import emit
@@ -314,8 +314,9 @@ def get_flowcept_task() -> dict | None:
     return plugin.running.get(key)
 
 
-class DaskAdapter(Adapter):
-    """The ``dask`` interceptor: links the client's workers to the workflow and collects their task records.
+class DaskAdapter(PollingAdapter):
+    """The ``dask`` interceptor: links the client's workers to the workflow and collects their task records
+    every ``watch_interval_sec`` and at ``stop()``.
 
     Args:
         key: settings key. cfg: the ``dask`` adapter settings.
@@ -336,14 +337,11 @@ class DaskAdapter(Adapter):
         if not hasattr(dask_client, "register_plugin") or not hasattr(dask_client, "run"):
             raise ConfigError(f"expected a distributed.Client, got {type(dask_client).__name__}", key="dask_client")
         self.client = dask_client
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
 
     def start(self, scope: _ctx.Scope) -> None:
-        super().start(scope)
         plugin = FlowceptDaskWorkerAdapter(scope.workflow_id, scope.campaign_id, self.cfg, scope.settings, self.key)
         self.client.register_plugin(plugin, name=PLUGIN_NAME)
+        super().start(scope)
         try:
             info = self.client.scheduler_info()
             self.emit({"type": "workflow", "workflow_id": scope.workflow_id,
@@ -351,31 +349,17 @@ class DaskAdapter(Adapter):
                                            "scheduler": info.get("address")}})
         except Exception as exc:  # noqa: BLE001
             self.failed("scheduler info", exc)
-        self._thread = threading.Thread(target=self._run, name=f"flowcept-dask-{self.key}", daemon=True)
-        self._thread.start()
 
-    def _run(self) -> None:
-        _ctx.suppress_capture()
-        while not self._stopping.wait(self.cfg["watch_interval_sec"]):
-            self._collect(final=False)
-
-    def _collect(self, final: bool) -> None:
-        with self._lock:
-            try:
-                per_worker = self.client.run(_drain_worker, final=final)
-            except Exception as exc:  # noqa: BLE001 - a closed client or a lost worker must not break the program
-                self.failed("collecting records from the workers", exc)
-                return
-            for records in per_worker.values():
-                for record in records:  # adapter_id is set on the workers (decorated calls there have none)
-                    if emit(record, self.scope):
-                        self.captured += 1
+    def poll(self, final: bool) -> None:
+        # A closed client or a lost worker raises here: PollingAdapter counts it, the program goes on.
+        per_worker = self.client.run(_drain_worker, final=final)
+        for records in per_worker.values():
+            for record in records:  # adapter_id is set on the workers (decorated calls there have none)
+                if emit(record, self.scope):
+                    self.captured += 1
 
     def stop(self) -> None:
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(_DRAIN_TIMEOUT)
-        self._collect(final=True)
+        super().stop()
         try:
             self.client.unregister_worker_plugin(PLUGIN_NAME)
         except Exception as exc:  # noqa: BLE001
