@@ -12,8 +12,8 @@ pytest_plugins = ["tests.fix_services"]
 @pytest.fixture(name="fc_env", autouse=True)
 def fixture_fc_env(monkeypatch, tmp_path):
     """Isolate flowcept: no env overrides, HOME and CWD in tmp_path, fresh settings and query API."""
-    from flowcept import context, controller
-    from flowcept.settings import ENV_VARS, reload_settings
+    from flowcept.settings import ENV_VARS
+    from flowcept.testing import reset
 
     for var in ENV_VARS:
         monkeypatch.delenv(var, raising=False)
@@ -23,18 +23,11 @@ def fixture_fc_env(monkeypatch, tmp_path):
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.chdir(tmp_path)
-    reload_settings()
-    controller._db_holder[0] = None
+    reset()
     yield tmp_path
-    for scope in list(context._running):
-        owner = scope.owner
-        if owner is not None and owner.is_started:
-            owner.stop()
-    if controller._db_holder[0] is not None:
-        controller._db_holder[0].close()
-        controller._db_holder[0] = None
+    reset()
     monkeypatch.undo()
-    reload_settings()
+    reset()
 
 
 def write_settings(tmp_path, text: str, monkeypatch) -> str:

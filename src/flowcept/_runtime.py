@@ -1,23 +1,112 @@
-"""The only process-wide mutable state: the process's record pipeline (buffer, flusher, sinks), shared by every
-running controller and reference-counted, so two workflows in one process share one flusher and one store
-connection, and stopping one never stops the other.
+"""The only process-wide mutable state, in one object (:data:`RUNTIME`), with one :meth:`Runtime.reset_after_fork`.
+
+What lives here: the process's record pipeline (buffer, flusher, sinks, keeper thread), shared by every running
+controller and reference-counted, so two workflows in one process share one flusher and one store connection, and
+stopping one never stops the other; the running scopes (the fallback for contexts that never entered one); the id
+prefix and counter; the live buffers (flushed at exit, quiesced around fork); the capture error and warning counts;
+the query API shared by ``Flowcept.db``; and the host name. Context variables stay in :mod:`flowcept.context`.
+
+Nothing here is imported from :mod:`flowcept` at import time (the buffer, the keeper and the query API are imported
+when first used), so any module may import this one.
 """
 
 from __future__ import annotations
 
+import argparse
+import atexit
+import itertools
 import logging
 import os
 import signal
 import socket
 import threading
-
-from flowcept.buffer import BatchBuffer
+import weakref
+from typing import Any
 
 logger = logging.getLogger("flowcept")
 
-# Re-entrant: the SIGTERM handler stops controllers, which takes it, and may run while this thread holds it.
-_lock = threading.RLock()
-_state: dict = {"buffer": None, "users": 0, "pid": None, "dump_path": None, "keeper": None, "keeper_users": 0}
+
+class Runtime:
+    """Process state. One instance, :data:`RUNTIME`; tests reset it through :func:`flowcept.testing.reset`."""
+
+    def __init__(self) -> None:
+        # Re-entrant: the SIGTERM handler stops controllers, which takes it, and may run while this thread holds it.
+        self.lock = threading.RLock()
+        self.pid = os.getpid()
+        # The pipeline.
+        self.buffer: Any = None  # the BatchBuffer while a controller runs
+        self.users = 0  # controllers using it
+        self.dump_path: str | None = None
+        self.keeper: Any = None
+        self.keeper_users = 0
+        self.taps: list = []  # extra sinks (custom consumers), added to every buffer made here
+        self.signals: dict[int, Any] = {}  # signal -> the handler ours replaced
+        # Every BatchBuffer alive in this process (flushed at exit, quiesced around fork).
+        self.live_buffers: "weakref.WeakSet[Any]" = weakref.WeakSet()
+        self._held_for_fork: list = []
+        # Capture.
+        self.running_scopes: list = []  # newest last: the fallback for contexts that never entered a scope
+        self.last_workflow_id: str | None = None
+        self.last_campaign_id: str | None = None
+        self.id_prefix = ""
+        self.id_counter = itertools.count()
+        self.warned: set[str] = set()  # one-time warnings already given
+        self.capture_errors = 0
+        self.capture_warnings = 0
+        self.error_logged_at: dict[str, float] = {}
+        self.dict_classes: set[type] = {argparse.Namespace}  # captured through __dict__ (register_dict_class)
+        # Query API and host.
+        self.db: Any = None  # the DBAPI behind Flowcept.db
+        self.db_lock = threading.Lock()
+        self.host: str | None = None
+        self.reseed_ids()
+
+    def reseed_ids(self) -> None:
+        """A new random id prefix and a fresh counter (see :mod:`flowcept.ids`)."""
+        self.id_prefix = os.urandom(8).hex() + "-"
+        self.id_counter = itertools.count()
+
+    # ---- fork -------------------------------------------------------------------------------------------------
+    def before_fork(self) -> None:
+        """Wait for the batch each flusher is writing, so the child never inherits a lock taken mid-write."""
+        for buffer in list(self.live_buffers):
+            if buffer.hold_for_fork(timeout=5.0):
+                self._held_for_fork.append(buffer)
+
+    def after_fork_in_parent(self) -> None:
+        """Let the flushers go on."""
+        while self._held_for_fork:
+            self._held_for_fork.pop().release_after_fork()
+
+    def reset_after_fork(self) -> None:
+        """In a forked child: new ids, empty buffers, and no pipeline or keeper of the parent's.
+
+        Scopes inherited from the parent stay running (a forked worker's captured calls go to the parent's workflow,
+        through its own emptied buffer, whose flusher restarts on first use); the parent's pipeline is not the
+        child's to release.
+        """
+        self.pid = os.getpid()
+        self.lock = threading.RLock()
+        self.db_lock = threading.Lock()
+        self.reseed_ids()
+        self._held_for_fork.clear()
+        for buffer in list(self.live_buffers):
+            buffer.reset_after_fork()
+        self.buffer, self.users, self.dump_path, self.keeper, self.keeper_users = None, 0, None, None, 0
+
+    def close_buffers_at_exit(self) -> None:
+        """Flush and close every live buffer (atexit)."""
+        for buffer in list(self.live_buffers):
+            try:
+                buffer.close(timeout=10.0)
+            except Exception:  # noqa: BLE001 - the interpreter is ending; nothing to report to
+                pass
+
+
+RUNTIME = Runtime()
+os.register_at_fork(before=RUNTIME.before_fork, after_in_parent=RUNTIME.after_fork_in_parent,
+                    after_in_child=RUNTIME.reset_after_fork)
+atexit.register(RUNTIME.close_buffers_at_exit)
 
 
 def hostname() -> str:
@@ -28,10 +117,9 @@ def hostname() -> str:
     runs once, on first use (decoration of the first task or start of the first workflow), never per record;
     when it fails or gives nothing, ``socket.gethostname()``, then ``"unknown_hostname"``.
     """
-    name = _state.get("hostname")
+    name = RUNTIME.host
     if name is None:
-        name = _resolve_hostname()
-        _state["hostname"] = name
+        name = RUNTIME.host = _resolve_hostname()
     return name
 
 
@@ -61,81 +149,81 @@ def make_sinks(settings, workflow_id: str | None) -> tuple[list, str | None]:
     transport = make_transport(settings)
     if transport is not None:
         sinks.append(transport)
-    sinks.extend(_taps)
+    sinks.extend(RUNTIME.taps)
     if not sinks:
         logger.warning("flowcept: no store, no message queue and no buffer file are enabled, so captured records "
                        "are discarded. Enable databases.sqlite, mq or project.dump_buffer in the settings.")
     return sinks, dump_path
 
 
-def acquire_buffer(settings, workflow_id: str | None) -> BatchBuffer:
-    """The process's buffer, created on first use; each call must be paired with :func:`release_buffer`."""
-    with _lock:
-        if _state["pid"] != os.getpid():
-            _state.update(buffer=None, users=0, pid=os.getpid(), dump_path=None, keeper=None, keeper_users=0)
-        if _state["buffer"] is None:
-            from flowcept.redact import Redactor
+def acquire_buffer(settings, workflow_id: str | None):
+    """The process's buffer (a :class:`flowcept.buffer.BatchBuffer`), created on first use; pair each call with
+    :func:`release_buffer`."""
+    from flowcept.buffer import BatchBuffer
+    from flowcept.redact import Redactor
 
+    rt = RUNTIME
+    with rt.lock:
+        if rt.buffer is None:
             redactor = Redactor.from_settings(settings.project)  # a bad pattern fails before any file is made
             sinks, dump_path = make_sinks(settings, workflow_id)
             b = settings.buffer
-            _state["buffer"] = BatchBuffer(sinks, batch_size=b.batch_size, flush_interval_secs=b.flush_interval_secs,
-                                           max_size=b.max_size, full_wait_secs=b.full_wait_secs, redactor=redactor)
-            _state["dump_path"] = dump_path
+            rt.buffer = BatchBuffer(sinks, batch_size=b.batch_size, flush_interval_secs=b.flush_interval_secs,
+                                    max_size=b.max_size, full_wait_secs=b.full_wait_secs, redactor=redactor)
+            rt.dump_path = dump_path
             _install_signal_flush(signal.SIGTERM)
-        _state["users"] += 1
-        return _state["buffer"]
+        rt.users += 1
+        return rt.buffer
 
 
-def release_buffer(buffer: BatchBuffer, timeout: float | None) -> bool:
+def release_buffer(buffer, timeout: float | None) -> bool:
     """Flush ``buffer``; the last user also closes it. Returns False when the flush timed out."""
-    with _lock:
-        last = _state["buffer"] is buffer and _state["users"] <= 1
-        if _state["buffer"] is buffer:
-            _state["users"] -= 1
+    rt = RUNTIME
+    with rt.lock:
+        last = rt.buffer is buffer and rt.users <= 1
+        if rt.buffer is buffer:
+            rt.users -= 1
             if last:
-                _state["buffer"] = None
+                rt.buffer = None
     if last:
         return buffer.close(timeout)
     return buffer.flush(timeout)
 
 
-_taps: list = []
-
-
 def add_tap(tap) -> None:
     """Also deliver every batch of this process to ``tap`` (a Sink; custom consumers use it)."""
-    with _lock:
-        _taps.append(tap)
-        buffer = _state["buffer"]
-        if buffer is not None and _state["pid"] == os.getpid():
-            buffer.sinks.append(tap)
+    rt = RUNTIME
+    with rt.lock:
+        rt.taps.append(tap)
+        if rt.buffer is not None:
+            rt.buffer.sinks.append(tap)
 
 
 def remove_tap(tap) -> None:
     """Stop delivering batches to ``tap``."""
-    with _lock:
-        if tap in _taps:
-            _taps.remove(tap)
-        buffer = _state["buffer"]
+    rt = RUNTIME
+    with rt.lock:
+        if tap in rt.taps:
+            rt.taps.remove(tap)
+        buffer = rt.buffer
         if buffer is not None and tap in buffer.sinks:
             buffer.sinks.remove(tap)
 
 
 def flush_pending(timeout: float = 30.0) -> None:
     """Deliver what this process captured so far (no-op without a running pipeline or on the flusher itself)."""
-    buffer = _state["buffer"]
-    if buffer is None or _state["pid"] != os.getpid() or threading.current_thread() is buffer._thread:
+    buffer = RUNTIME.buffer
+    if buffer is None or buffer.is_flusher_thread():
         return
     buffer.flush(timeout)
 
 
 def current_dump_path() -> str | None:
     """The JSONL buffer file the running pipeline writes, if any."""
-    return _state["dump_path"] if _state["buffer"] is not None else None
+    return RUNTIME.dump_path if RUNTIME.buffer is not None else None
 
 
-def transport_of(buffer: BatchBuffer | None):
+def transport_of(buffer):
     """The buffer's message-queue transport (the sink that can register workflows), or None."""
     for sink in getattr(buffer, "sinks", ()):
         if hasattr(sink, "register_workflow"):
@@ -152,39 +240,35 @@ def acquire_keeper(settings, keep_alive: bool = False):
     """
     from flowcept.keeper import Keeper
 
-    with _lock:
-        if _state["pid"] != os.getpid():
-            _state.update(buffer=None, users=0, pid=os.getpid(), dump_path=None, keeper=None, keeper_users=0)
-        keeper = _state["keeper"]
+    rt = RUNTIME
+    with rt.lock:
+        keeper = rt.keeper
         if keeper is None:
-            keeper = Keeper(settings).start(daemon=not keep_alive)
-            _state["keeper"] = keeper
+            keeper = rt.keeper = Keeper(settings).start(daemon=not keep_alive)
             if keep_alive:
                 _install_signal_flush(signal.SIGINT)
             _install_signal_flush(signal.SIGTERM)
-        _state["keeper_users"] += 1
+        rt.keeper_users += 1
         return keeper
 
 
 def release_keeper(keeper, timeout: float | None) -> None:
     """Drop one use of the keeper; the last user stops it (the batch in hand is finished and acknowledged)."""
-    with _lock:
-        if _state["keeper"] is not keeper:
+    rt = RUNTIME
+    with rt.lock:
+        if rt.keeper is not keeper:
             return
-        _state["keeper_users"] -= 1
-        last = _state["keeper_users"] <= 0
+        rt.keeper_users -= 1
+        last = rt.keeper_users <= 0
         if last:
-            _state["keeper"] = None
+            rt.keeper = None
     if last:
         keeper.close(timeout)
 
 
 def current_keeper():
     """The keeper running in this process, if any."""
-    return _state["keeper"] if _state["pid"] == os.getpid() else None
-
-
-_installed: dict = {}
+    return RUNTIME.keeper
 
 
 def _install_signal_flush(signum: int) -> None:
@@ -193,7 +277,7 @@ def _install_signal_flush(signum: int) -> None:
     Installed only from the main thread and only where the user has no handler of their own (the default one);
     after flushing, the previous handler runs, so the process still ends the way it would have.
     """
-    if signum in _installed or threading.current_thread() is not threading.main_thread():
+    if signum in RUNTIME.signals or threading.current_thread() is not threading.main_thread():
         return
     try:
         previous = signal.getsignal(signum)
@@ -213,7 +297,7 @@ def _install_signal_flush(signum: int) -> None:
 
     try:
         signal.signal(signum, on_signal)
-        _installed[signum] = previous
+        RUNTIME.signals[signum] = previous
     except (ValueError, OSError):
         pass
 
@@ -222,20 +306,18 @@ def flush_for_exit() -> None:
     """Deliver every buffered record and stop the keeper after its current batch (signal and exit paths)."""
     from flowcept.settings import get_settings
 
-    from flowcept import context
-
     timeout = get_settings().buffer.stop_timeout_secs
     # Workflows still running end here (their end message is written): a signalled process, e.g. the spec's
     # persistence process ended by Ctrl+C or the job scheduler, is their normal end.
-    for scope in reversed(list(context._running)):
+    for scope in reversed(list(RUNTIME.running_scopes)):
         owner = scope.owner
         if owner is not None and getattr(owner, "is_started", False):
             try:
                 owner.stop()
             except Exception as exc:  # noqa: BLE001
                 logger.warning("flowcept: stopping workflow %s at exit failed: %r", scope.workflow_id, exc)
-    buffer, keeper = _state["buffer"], current_keeper()
-    if buffer is not None and _state["pid"] == os.getpid():
+    buffer, keeper = RUNTIME.buffer, current_keeper()
+    if buffer is not None:
         try:
             buffer.flush(timeout)
         except Exception as exc:  # noqa: BLE001

@@ -10,20 +10,19 @@ before the call has been written by every sink (or counted as dropped).
 
 from __future__ import annotations
 
-import atexit
 import logging
 import multiprocessing.util
 import os
 import sqlite3
 import threading
 import time
-import weakref
 from collections import deque
 from typing import Protocol, Sequence
 
-from flowcept._internal_errors import report_internal_error
 import orjson
 
+from flowcept._internal_errors import report_internal_error
+from flowcept._runtime import RUNTIME
 from flowcept.serialize import dumps
 
 logger = logging.getLogger("flowcept")
@@ -183,7 +182,7 @@ class BatchBuffer:
         self.redactor = redactor
         self.redacted = 0  # values stored as "REDACTED" (flusher thread only)
         self.sink_failures: dict[str, int] = {}
-        _live_buffers.add(self)
+        RUNTIME.live_buffers.add(self)
         # multiprocessing children end with os._exit (no atexit): flush there through its finalizers instead.
         multiprocessing.util.register_after_fork(self, _finalize_in_child)
 
@@ -290,10 +289,25 @@ class BatchBuffer:
                 sink.close()
             except Exception as exc:  # noqa: BLE001
                 report_internal_error(f"closing {sink.name}", exc)
-        _live_buffers.discard(self)
+        RUNTIME.live_buffers.discard(self)
         return done
 
-    def _after_fork_in_child(self) -> None:
+    def is_flusher_thread(self) -> bool:
+        """Whether the calling thread is this buffer's flusher (which must never wait on itself)."""
+        return threading.current_thread() is self._thread
+
+    # ---- fork (called by flowcept._runtime.Runtime) ---------------------------------------------------------
+    def hold_for_fork(self, timeout: float) -> bool:
+        """Wait for the batch being written and hold further writes; True when held (then call
+        :meth:`release_after_fork` in the parent)."""
+        return self._work_lock.acquire(timeout=timeout)
+
+    def release_after_fork(self) -> None:
+        """Let the flusher write again (parent side of a fork)."""
+        self._work_lock.release()
+
+    def reset_after_fork(self) -> None:
+        """In a forked child: an empty queue and no flusher (it restarts on first use)."""
         # The flusher thread did not survive the fork; records queued by the parent are the parent's to send.
         self._queue = deque()
         self._markers = 0
@@ -383,41 +397,5 @@ class BatchBuffer:
         return encode_batch(good)
 
 
-_live_buffers: "weakref.WeakSet[BatchBuffer]" = weakref.WeakSet()
-
-
-_held_for_fork: list = []
-
-
-def _quiesce_before_fork() -> None:
-    for buf in list(_live_buffers):
-        if buf._work_lock.acquire(timeout=5.0):
-            _held_for_fork.append(buf._work_lock)
-
-
-def _resume_in_parent() -> None:
-    while _held_for_fork:
-        _held_for_fork.pop().release()
-
-
-def _reset_after_fork() -> None:
-    _held_for_fork.clear()
-    for buf in list(_live_buffers):
-        buf._after_fork_in_child()
-
-
 def _finalize_in_child(buffer: BatchBuffer) -> None:
     multiprocessing.util.Finalize(buffer, buffer.close, args=(10.0,), exitpriority=100)
-
-
-def _flush_at_exit() -> None:
-    for buf in list(_live_buffers):
-        try:
-            buf.close(timeout=10.0)
-        except Exception:  # noqa: BLE001
-            pass
-
-
-os.register_at_fork(before=_quiesce_before_fork, after_in_parent=_resume_in_parent,
-                    after_in_child=_reset_after_fork)
-atexit.register(_flush_at_exit)

@@ -11,6 +11,8 @@ from __future__ import annotations
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
+from flowcept._runtime import RUNTIME
+
 if TYPE_CHECKING:
     from flowcept.buffer import BatchBuffer
 
@@ -45,10 +47,8 @@ class Scope:
 _scope: ContextVar[Scope | None] = ContextVar("flowcept_scope", default=None)
 _parent_task: ContextVar[str | None] = ContextVar("flowcept_parent_task", default=None)
 _suppressed: ContextVar[bool] = ContextVar("flowcept_suppressed", default=False)
-# The stack of running scopes, newest last: the fallback for contexts that never entered one.
-_running: list[Scope] = []
-_last_workflow_id: list[str] = []
-_last_campaign_id: list[str | None] = []
+# The stack of running scopes, newest last (the fallback for contexts that never entered one), is process state:
+# RUNTIME.running_scopes.
 
 
 def current_scope() -> Scope | None:
@@ -56,9 +56,10 @@ def current_scope() -> Scope | None:
     scope = _scope.get()
     if scope is not None and scope.active:
         return scope
-    if not _running or _suppressed.get():
+    running = RUNTIME.running_scopes
+    if not running or _suppressed.get():
         return None
-    return _running[-1]
+    return running[-1]
 
 
 def suppress_capture() -> None:
@@ -68,9 +69,9 @@ def suppress_capture() -> None:
 
 def enter_scope(scope: Scope):
     """Make ``scope`` current in this context and register it as running; returns a token for :func:`exit_scope`."""
-    _running.append(scope)
-    _last_workflow_id[:] = [scope.workflow_id]
-    _last_campaign_id[:] = [scope.campaign_id]
+    RUNTIME.running_scopes.append(scope)
+    RUNTIME.last_workflow_id = scope.workflow_id
+    RUNTIME.last_campaign_id = scope.campaign_id
     return _scope.set(scope)
 
 
@@ -78,7 +79,7 @@ def exit_scope(scope: Scope, token=None) -> None:
     """Mark ``scope`` stopped and restore the previous scope of this context."""
     scope.active = False
     try:
-        _running.remove(scope)
+        RUNTIME.running_scopes.remove(scope)
     except ValueError:
         pass
     if token is not None:
@@ -94,7 +95,7 @@ def last_workflow_id() -> str | None:
     scope = current_scope()
     if scope is not None:
         return scope.workflow_id
-    return _last_workflow_id[0] if _last_workflow_id else None
+    return RUNTIME.last_workflow_id
 
 
 def last_campaign_id() -> str | None:
@@ -102,7 +103,7 @@ def last_campaign_id() -> str | None:
     scope = current_scope()
     if scope is not None:
         return scope.campaign_id
-    return _last_campaign_id[0] if _last_campaign_id else None
+    return RUNTIME.last_campaign_id
 
 
 def get_parent_task_id() -> str | None:

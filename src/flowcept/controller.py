@@ -5,7 +5,6 @@ from __future__ import annotations
 import getpass
 import logging
 import os
-import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -70,14 +69,11 @@ class _FlowceptMeta(type):
     def db(cls):
         from flowcept.query.api import DBAPI
 
-        with _db_lock:
-            if _db_holder[0] is None:
-                _db_holder[0] = DBAPI()
-            return _db_holder[0]
-
-
-_db_lock = threading.Lock()
-_db_holder: list = [None]
+        rt = _runtime.RUNTIME
+        with rt.db_lock:
+            if rt.db is None:
+                rt.db = DBAPI()
+            return rt.db
 
 
 class Flowcept(FlowceptObjects, metaclass=_FlowceptMeta):

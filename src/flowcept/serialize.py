@@ -10,21 +10,20 @@ changes by the user's program do not alter what was recorded.
 
 from __future__ import annotations
 
-import argparse
 import base64
 from typing import Any
 
 import orjson
 
 from flowcept._internal_errors import report_internal_error
+from flowcept._runtime import RUNTIME
 
 _OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
-_DICT_CLASSES: set[type] = {argparse.Namespace}
 
 
 def register_dict_class(cls: type) -> type:
     """Capture instances of ``cls`` through their ``__dict__``. Usable as a class decorator."""
-    _DICT_CLASSES.add(cls)
+    RUNTIME.dict_classes.add(cls)
     return cls
 
 
@@ -43,7 +42,8 @@ def _default(obj: Any) -> Any:
             except Exception as exc:  # noqa: BLE001 - a user's to_dict must not break capture
                 report_internal_error(f"{cls.__name__}.{method}()", exc)
                 return placeholder(obj)
-    if cls in _DICT_CLASSES or any(issubclass(cls, c) for c in _DICT_CLASSES):
+    dict_classes = RUNTIME.dict_classes
+    if cls in dict_classes or any(issubclass(cls, c) for c in dict_classes):
         return dict(vars(obj))
     if isinstance(obj, (set, frozenset)):
         return list(obj)

@@ -39,19 +39,14 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "agents" / "agent_m
 @pytest.fixture(name="agent_env", autouse=True)
 def fixture_agent_env(monkeypatch, tmp_path):
     """Default settings (no settings file), a SQLite store in tmp_path, fresh query API."""
-    from flowcept import controller
-    from flowcept.settings import reload_settings
+    from flowcept.testing import reset
 
     monkeypatch.setenv("FLOWCEPT_SETTINGS_PATH", str(tmp_path / "no-such-settings.yaml"))
     monkeypatch.setenv("FLOWCEPT_SQLITE_PATH", str(tmp_path / "fc.sqlite"))
     monkeypatch.chdir(tmp_path)
-    reload_settings()
-    controller._db_holder[0] = None
+    reset()
     yield tmp_path
-    if controller._db_holder[0] is not None:
-        controller._db_holder[0].close()
-        controller._db_holder[0] = None
-    reload_settings()
+    reset()
 
 
 def stand_in_model(prompt):

@@ -20,8 +20,17 @@ _TEMPLATE_BUILTINS = frozenset({"type", "str", "next", "len", "dict", "BaseExcep
 _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 
 
-def signature_fields(func: Callable) -> tuple[dict[str, str], dict[str, Any]]:
-    """Template fields for ``func`` and the defaults they refer to.
+def _snapshot_expression(name: str) -> str:
+    return f"{name} if type({name}) in _fc_immutable else _fc_snapshot({name})"
+
+
+def signature_fields(func: Callable | None, value_of: Callable[[str], str] = _snapshot_expression
+                     ) -> tuple[dict[str, str], dict[str, Any]]:
+    """Template fields for ``func`` (None: the generic form) and the defaults they refer to.
+
+    Args:
+        func: the decorated function.
+        value_of: the source of the expression giving a parameter's captured value, from its name.
 
     Returns:
         ``(fields, defaults)``: ``fields`` has ``params`` (the wrapper's parameter list), ``call`` (the arguments
@@ -29,7 +38,7 @@ def signature_fields(func: Callable) -> tuple[dict[str, str], dict[str, Any]]:
         (an expression for the first positional argument, or ``None``).
     """
     try:
-        params = list(inspect.signature(func).parameters.values())
+        params = list(inspect.signature(func).parameters.values()) if func is not None else None
     except (TypeError, ValueError):
         params = None
     if params is None or any(p.kind not in _POSITIONAL or p.name.startswith(_PREFIX) or p.name in _TEMPLATE_BUILTINS
@@ -52,8 +61,7 @@ def signature_fields(func: Callable) -> tuple[dict[str, str], dict[str, Any]]:
     fields = {
         "params": ", ".join(parts),
         "call": ", ".join(names),
-        "used": "{" + ", ".join(f"{n!r}: {n} if type({n}) in _fc_immutable else _fc_snapshot({n})"
-                                for n in names) + "}",
+        "used": "{" + ", ".join(f"{n!r}: {value_of(n)}" for n in names) + "}",
         "args": "(" + "".join(f"{n}, " for n in names) + ")",
         "kwargs": "{}",
         "first_arg": names[0] if names else "None",
@@ -64,7 +72,7 @@ def signature_fields(func: Callable) -> tuple[dict[str, str], dict[str, Any]]:
 GENERIC = {
     "params": "*args, **kwargs",
     "call": "*args, **kwargs",
-    "used": "_fc_snapshot_values(_fc_binder(args, kwargs))",
+    "used": "_fc_inputs(args, kwargs)",
     "args": "args",
     "kwargs": "kwargs",
     "first_arg": "(args[0] if args else None)",
@@ -81,9 +89,7 @@ def compile_function(source: str, name: str, label: str, namespace: dict[str, An
     return scope[name]
 
 
-def generate(template: str, func: Callable, namespace: dict[str, Any]) -> Callable:
-    """Compile ``template`` (a ``def _fc_wrapper(...)``) for ``func``'s signature with ``namespace`` as globals."""
-    fields, defaults = signature_fields(func)
-    source = template.format(**fields)
-    return compile_function(source, "_fc_wrapper", f"wrapper of {getattr(func, '__qualname__', func)!s}",
-                            {**namespace, **defaults})
+def generate(source: str, func: Callable, namespace: dict[str, Any]) -> Callable:
+    """Compile ``source`` (a ``def _fc_wrapper(...)``, see :func:`signature_fields`) for ``func`` with ``namespace``
+    (constants and the defaults :func:`signature_fields` named) as its globals."""
+    return compile_function(source, "_fc_wrapper", f"wrapper of {getattr(func, '__qualname__', func)!s}", namespace)

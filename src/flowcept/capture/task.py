@@ -8,15 +8,14 @@ from typing import Any
 
 from flowcept import context as _ctx
 from flowcept._internal_errors import report_internal_error
-from flowcept._runtime import hostname as _host
-from flowcept.capture._builder import end_telemetry, telemetry_sampler
+from flowcept._runtime import RUNTIME
+from flowcept.capture._builder import end_telemetry, start_telemetry, static_fields, telemetry_sampler
 from flowcept.ids import new_id
 from flowcept.records import TaskObject
 from flowcept.redact import OPTIONS_KEY as REDACT_OPTIONS_KEY, options_for
 from flowcept.serialize import snapshot
 
 logger = logging.getLogger("flowcept")
-_warned_inert = [False]
 
 
 class FlowceptTask:
@@ -57,8 +56,8 @@ class FlowceptTask:
         if scope is None:
             self._ended = True
             self._record = {"task_id": task_id, "activity_id": activity_id, "used": used}
-            if not _warned_inert[0]:
-                _warned_inert[0] = True
+            if "FlowceptTask inert" not in RUNTIME.warned:
+                RUNTIME.warned.add("FlowceptTask inert")
                 logger.warning("FlowceptTask(%r) created while no Flowcept is running: it records nothing. "
                                "Start one with `with Flowcept(...):` or Flowcept(...).start().", activity_id)
             return
@@ -69,10 +68,9 @@ class FlowceptTask:
             "workflow_id": workflow_id or scope.workflow_id,
             "campaign_id": campaign_id or scope.campaign_id,
             "started_at": started_at if started_at is not None else time.time(),
-            "hostname": hostname or _host(),
         }
-        if activity_id is not None:
-            record["activity_id"] = activity_id
+        record.update(static_fields(None, activity_id, tags, custom_metadata, subtype, agent_id, source_agent_id,
+                                    hostname))
         parent = parent_task_id or _ctx._parent_task.get()
         if parent is not None:
             record["parent_task_id"] = parent
@@ -80,30 +78,15 @@ class FlowceptTask:
             record["used"] = snapshot(used)
         if data is not None:
             record["data"] = data
-        if subtype is not None:
-            record["subtype"] = subtype
-        if agent_id is not None:
-            record["agent_id"] = str(agent_id)
-        if source_agent_id is not None:
-            record["source_agent_id"] = str(source_agent_id)
-        if tags is not None:
-            record["tags"] = [tags] if isinstance(tags, str) else list(tags)
         if adapter_id is not None:
             record["adapter_id"] = adapter_id
-        if custom_metadata is not None:
-            record["custom_metadata"] = dict(custom_metadata)
         redact_options = options_for(redact, redact_allow)
         if redact_options is not None:
             record[REDACT_OPTIONS_KEY] = redact_options  # applied on the flusher thread
         self._record = record
-        if capture_telemetry is not False and (scope.telemetry is not None or capture_telemetry):
-
+        if capture_telemetry or (capture_telemetry is None and scope.telemetry is not None):
             self._sampler = telemetry_sampler(scope, capture_telemetry)
-            if self._sampler is not None:
-                try:
-                    record["telemetry_at_start"] = self._sampler.snapshot()
-                except Exception as exc:  # noqa: BLE001
-                    report_internal_error("telemetry", exc)
+            start_telemetry(record, self._sampler)
         if generated is not None or ended_at is not None or stdout is not None or stderr is not None \
                 or status is not None:
             self.end(generated=generated, ended_at=ended_at, stdout=stdout, stderr=stderr, status=status)
@@ -149,7 +132,7 @@ class FlowceptTask:
 
     def _publish(self, record: dict) -> None:
         if self._scope.active:
-            self._scope.buffer.append(record)
+            self._scope.buffer.emit(record)
         else:
             report_internal_error("FlowceptTask ended after its Flowcept stopped", RuntimeError(
                 f"task {record.get('task_id')} ({record.get('activity_id')}) was not recorded: end it before "

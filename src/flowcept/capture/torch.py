@@ -205,12 +205,12 @@ def flowcept_torch(cls):
                 rec = _forward_record(st, scope, tid, parent, started, ended, args, kwargs, None, self.training)
                 rec["status"] = "ERROR"
                 rec["stderr"] = str(exc) or type(exc).__name__
-                scope.buffer.append(rec)
+                scope.buffer.emit(rec)
                 raise
             ended = time.time()
             st.depth -= 1
             _parent_var.reset(token)
-            scope.buffer.append(_forward_record(st, scope, tid, parent, started, ended, args, kwargs, out,
+            scope.buffer.emit(_forward_record(st, scope, tid, parent, started, ended, args, kwargs, out,
                                                 self.training))
             return out
 
@@ -280,7 +280,7 @@ def _register(model, st: _ModelCapture, scope) -> None:
         custom = {**st.custom_metadata, "workflow_type": "TorchModule"}
         if st.profile is not None:
             custom["model_profile"] = st.profile
-        scope.buffer.append({
+        scope.buffer.emit({
             "type": "workflow", "workflow_id": st.model_workflow_id, "name": st.activity,
             "parent_workflow_id": st.parent_workflow_id or scope.workflow_id,
             "campaign_id": st.campaign_id or scope.campaign_id, "used": {"capture_at_every": st.every},
@@ -339,7 +339,7 @@ def _instrument_child(st: _ModelCapture, name: str, child) -> None:
             out = orig(*args, **kwargs)
         except BaseException as exc:
             _parent_var.reset(token)
-            scope.buffer.append({"type": "task", "task_id": tid, "workflow_id": scope.workflow_id,
+            scope.buffer.emit({"type": "task", "task_id": tid, "workflow_id": scope.workflow_id,
                                  "activity_id": activity, "subtype": "child_forward", "parent_task_id": parent,
                                  "started_at": started, "ended_at": clock(), "status": "ERROR",
                                  "stderr": str(exc) or type(exc).__name__, "custom_metadata": meta})
@@ -361,7 +361,7 @@ def _instrument_child(st: _ModelCapture, name: str, child) -> None:
                 rec["telemetry_at_end"] = scope.telemetry.snapshot()
             except Exception as exc:  # noqa: BLE001
                 report_internal_error("telemetry", exc)
-        scope.buffer.append(rec)
+        scope.buffer.emit(rec)
         return out
 
     # A plain instance attribute shadows the class's forward; nn.Module.__call__ looks it up per call.
