@@ -166,11 +166,9 @@ def fixture_backend(request, tmp_path, monkeypatch):
         try:
             yield "redis_postgres"
         finally:
-            from flowcept import controller
+            from flowcept.testing import reset
 
-            if controller._db_holder[0] is not None:
-                controller._db_holder[0].close()
-                controller._db_holder[0] = None
+            reset()
             cleanup_stream(env["stream"])
 
 
@@ -350,11 +348,9 @@ def test_start_consumption_services_runs_a_keeper(tmp_path, monkeypatch, pg_dsn)
             docs = Flowcept.db.task_query({"workflow_id": "wf-consume"}, sort=[("used.x", 1)])
             assert [d["used"]["x"] for d in docs] == list(range(50))
         finally:
-            from flowcept import controller
+            from flowcept.testing import reset
 
-            if controller._db_holder[0] is not None:
-                controller._db_holder[0].close()
-                controller._db_holder[0] = None
+            reset()
             cleanup_stream(env["stream"])
 
 
@@ -474,11 +470,9 @@ def test_document_inserter_stores_the_stream(tmp_path, monkeypatch, pg_dsn):
             assert [(d["activity_id"], d["used"]["x"], d["status"]) for d in docs] == [
                 ("f", i, "FINISHED") for i in range(20)]
         finally:
-            from flowcept import controller
+            from flowcept.testing import reset
 
-            if controller._db_holder[0] is not None:
-                controller._db_holder[0].close()
-                controller._db_holder[0] = None
+            reset()
             cleanup_stream(env["stream"])
 
 
