@@ -428,6 +428,18 @@ class Flowcept(FlowceptObjects, metaclass=_FlowceptMeta):
     read_messages_file = read_buffer_file
 
     @staticmethod
+    def generate_report(report_type: str = "workflow_card", format: str = "markdown", output_path: str | None = None,
+                        input_jsonl_path: str | None = None, records: Any = None, workflow_id: str | None = None,
+                        campaign_id: str | None = None, print_markdown: bool = False) -> dict:
+        """Write a workflow card (markdown) or a provenance report (PDF or HTML); see
+        :func:`flowcept.report.generate_report` for the arguments and the returned stats."""
+        from flowcept.report import generate_report
+
+        return generate_report(report_type=report_type, format=format, output_path=output_path,
+                               input_jsonl_path=input_jsonl_path, records=records, workflow_id=workflow_id,
+                               campaign_id=campaign_id, print_markdown=print_markdown)
+
+    @staticmethod
     def delete_buffer_file(path: str | None = None) -> None:
         """Delete the JSONL buffer file (default: the configured path) if it exists and no running Flowcept, in
         this process or another, is writing it."""

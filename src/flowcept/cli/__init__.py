@@ -9,7 +9,9 @@
     ├── ingest FILE      JSONL (buffer or spill file) -> store, idempotent
     ├── objects          list | get ID | history ID | download ID DEST: stored models, datasets, artifacts
     ├── serve | ui       the read-only web UI and REST API (extra flowcept[web])
-    └── settings show | init
+    ├── settings show | init
+    ├── export           a workflow as PROV-JSON/PROV-N/PROV-O, an RO-Crate or OpenLineage events
+    └── report           workflow card (markdown) or provenance report (PDF, HTML)
 
 Exit codes: 0 ok, 1 a flowcept error (store or broker failed...), 2 bad usage or settings (``ConfigError``).
 Errors go to stderr, starting with ``Error:``.
@@ -37,6 +39,8 @@ COMMANDS: dict[str, str] = {
     "settings": "flowcept.cli._settings:settings",
     "serve": "flowcept.cli._serve:serve",
     "ui": "flowcept.cli._serve:serve",
+    "export": "flowcept.cli._export:export",
+    "report": "flowcept.cli._report:report",
 }
 
 

@@ -17,7 +17,7 @@ Collections are ``tasks``, ``workflows`` and ``agents``, keyed by ``task_id``, `
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Iterator, Mapping, Protocol, Sequence, runtime_checkable
 
 _log = logging.getLogger("flowcept")
 
@@ -67,6 +67,16 @@ class Store(Protocol):
 
     def count(self, collection: str, filter: Mapping | None = None) -> int:
         """How many records of ``collection`` match ``filter``."""
+        ...
+
+    def find_pages(self, collection: str, filter: Mapping | None = None,
+                   page_size: int = 1000) -> Iterator[list[dict]]:
+        """Records of ``collection`` matching ``filter``, in pages of at most ``page_size``, in a stable key order.
+
+        Keyset pagination: each page is one short indexed query that starts after the last key of the previous
+        one, so reading a million records holds one page in memory and never rescans what was read (exports and
+        reports stream with it). Records written meanwhile may or may not appear.
+        """
         ...
 
     def aggregate(self, collection: str, filter: Mapping | None = None, group_by: Any = None,

@@ -25,7 +25,7 @@ from flowcept.errors import QueryError, StoreError
 from flowcept.store.merge import merge_record
 from flowcept.records import KINDS
 from flowcept.store import COLLECTIONS, group_by_collection
-from flowcept.store._filters import (SQLITE, check_collection, compile_aggregate, compile_filter,
+from flowcept.store._filters import (SQLITE, check_collection, check_limit, compile_aggregate, compile_filter,
                                      compile_find, decode_docs)
 from flowcept.store.lineage import schema_statements as lineage_schema
 
@@ -307,6 +307,26 @@ class SqliteStore:
         with self._errors("find"):
             rows = conn.execute(sql, params).fetchall()
         return decode_docs(rows, projection)
+
+    def find_pages(self, collection: str, filter: Mapping | None = None,
+                   page_size: int = 1000) -> Iterator[list[dict]]:
+        """Matching records in pages ordered by rowid; see :meth:`flowcept.store.Store.find_pages`."""
+        table = check_collection(collection)
+        where, params = compile_filter(filter, SQLITE)
+        size = check_limit(page_size) or 1000
+        # rowid is the last column of every index, so "<indexed field> = ? AND rowid > ?" is one index range scan.
+        sql = f"SELECT rowid, doc FROM {table} WHERE {where} AND rowid > ? ORDER BY rowid LIMIT {size}"
+        after = -1
+        while True:
+            conn = self._conn()
+            with self._errors("find"):
+                rows = conn.execute(sql, params + [after]).fetchall()
+            if not rows:
+                return
+            after = rows[-1][0]
+            yield decode_docs([(doc,) for _, doc in rows], None)
+            if len(rows) < size:
+                return
 
     def count(self, collection: str, filter: Mapping | None = None) -> int:
         """How many records match."""
