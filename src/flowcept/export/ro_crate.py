@@ -68,7 +68,7 @@ class _TaskEntities:
     def __init__(self, spool, scratch: ScratchIndex):
         self.spool = spool
         self.scratch = scratch
-        self.activities: dict[str, None] = {}  # distinct activity ids in first-seen order (few)
+        self.activities: dict[str, float] = {}  # distinct activity id -> earliest start (few)
         self.controls = tempfile.TemporaryFile()
         self.count = 0
 
@@ -91,7 +91,9 @@ class _TaskEntities:
 
     def add(self, task: dict) -> None:
         activity = str(task.get("activity_id") or "task")
-        self.activities.setdefault(activity, None)
+        start = task.get("started_at")
+        start = float(start) if isinstance(start, (int, float)) and not isinstance(start, bool) else float("inf")
+        self.activities[activity] = min(self.activities.get(activity, start), start)
         action_id, control_id = _frag("task", task["task_id"]), _frag("control", task["task_id"])
         action = {"@id": action_id, "@type": "CreateAction", "name": f"{activity} ({task['task_id']})",
                   "instrument": _ref(_frag("tool", activity)), "object": self.values(task.get("used")),
@@ -133,7 +135,8 @@ def _skeleton(wf: dict, activities: list[str], files: dict[str, str], workflow_f
                          "with the PROV-JSON export and the workflow card.")
     crate.datePublished = datetime.datetime.now(datetime.timezone.utc).isoformat()
     if license_id:
-        crate.license = license_id
+        crate.license = crate.add(ContextEntity(crate, license_id, properties={"@type": "CreativeWork",
+                                                                             "name": license_id}))
     else:
         crate.license = crate.add(ContextEntity(crate, "#license-unspecified", properties={
             "@type": "CreativeWork", "name": "No license was given when this crate was exported",
@@ -238,7 +241,7 @@ def write_ro_crate(source: RecordSource, path: str, license: str | None = None, 
             files = {"prov.json": (prov_path, "W3C PROV-JSON provenance of the workflow run"),
                      "WORKFLOW_CARD.md": (card_path, "Workflow card: summary of the run")}
             spool.flush()
-            crate, skeleton = _skeleton(wf, list(entities.activities), files, workflow_file, license, run_values)
+            crate, skeleton = _skeleton(wf, sorted(entities.activities, key=lambda a: (entities.activities[a], a)), files, workflow_file, license, run_values)
             crate.write(out_dir)
             _assemble(os.path.join(out_dir, "ro-crate-metadata.json"), skeleton, spool_path, entities.controls,
                       _frag("organize", wf["workflow_id"]))
