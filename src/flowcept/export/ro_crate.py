@@ -241,7 +241,8 @@ def write_ro_crate(source: RecordSource, path: str, license: str | None = None, 
             files = {"prov.json": (prov_path, "W3C PROV-JSON provenance of the workflow run"),
                      "WORKFLOW_CARD.md": (card_path, "Workflow card: summary of the run")}
             spool.flush()
-            crate, skeleton = _skeleton(wf, sorted(entities.activities, key=lambda a: (entities.activities[a], a)), files, workflow_file, license, run_values)
+            activities = sorted(entities.activities, key=lambda a: (entities.activities[a], a))
+            crate, skeleton = _skeleton(wf, activities, files, workflow_file, license, run_values)
             crate.write(out_dir)
             _assemble(os.path.join(out_dir, "ro-crate-metadata.json"), skeleton, spool_path, entities.controls,
                       _frag("organize", wf["workflow_id"]))

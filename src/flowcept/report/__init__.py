@@ -3,9 +3,9 @@
 ::
 
     records (list) ─┐
-    JSONL file ─────┼─▶ RecordSource ─▶ _stats.collect (one streaming pass) ─▶ card sections ─┬▶ markdown
-    store (wf/camp) ┘                                                         └▶ plot data ──┼▶ PDF  (reportlab + matplotlib)
-                                                                                             └▶ HTML (plotly, JS inlined)
+    JSONL file ─────┼─▶ RecordSource ─▶ _stats.collect (one pass) ─▶ card sections ─┬▶ markdown
+    store (wf/camp) ┘                                               └▶ plot data ──┼▶ PDF  (reportlab, matplotlib)
+                                                                                   └▶ HTML (plotly, JS inlined)
 """
 
 from __future__ import annotations

@@ -45,10 +45,15 @@ def _utc(epoch: Any) -> str:
 def _short(value: Any, limit: int = 80) -> str:
     import orjson
 
-    text = value if isinstance(value, str) else orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS,
-                                                             default=str).decode()
+    text = value if isinstance(value, str) else orjson.dumps(
+        value, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SORT_KEYS, default=str).decode()
     text = " ".join(text.split())
     return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _ordered(stats: RunStats) -> list:
+    """Activities by first start (then name): one order for every table, whatever order the store returned."""
+    return sorted(stats.activities.values(), key=lambda a: (a.first_start is None, a.first_start or 0, a.activity_id))
 
 
 def _workflow_section(stats: RunStats) -> Section:
@@ -93,7 +98,7 @@ def _summary_section(stats: RunStats) -> Section:
              f"- Task span (s): {fmt_seconds(span)}",
              "- Hosts: " + (", ".join(hosts[:20]) + (f" (+{len(hosts) - 20} more)" if len(hosts) > 20 else "")
                             if hosts else "-")]
-    order = sorted(stats.activities.values(), key=lambda a: (a.first_start is None, a.first_start or 0))
+    order = _ordered(stats)
     if order:
         lines.append("- Structure (activities by first start): " + " → ".join(a.activity_id for a in order[:30]))
     return Section("2. Summary", lines)
@@ -132,15 +137,16 @@ def _activities_section(stats: RunStats) -> Section:
     section = Section("4. Activities")
     statuses = sorted({s for a in stats.activities.values() for s in a.status})
     rows = []
-    for act in sorted(stats.activities.values(), key=lambda a: (a.first_start is None, a.first_start or 0)):
+    for act in _ordered(stats):
         d = act.duration_stats() or {}
         rows.append([act.activity_id, str(act.n_tasks)] + [str(act.status.get(s, 0)) for s in statuses]
                     + [fmt_seconds(d.get(k)) for k in ("median", "min", "max", "total")])
     section.tables.append(Table(["Activity", "Tasks"] + statuses
                                 + ["Median (s)", "Min (s)", "Max (s)", "Total (s)"], rows))
     detail = []
-    for act in stats.activities.values():
-        detail.append([act.activity_id, ", ".join(act.inputs) or "-", ", ".join(act.outputs) or "-",
+    for act in _ordered(stats):
+        detail.append([act.activity_id, ", ".join(sorted(act.inputs)) or "-",
+                       ", ".join(sorted(act.outputs)) or "-",
                        ", ".join(f"{h} ({n})" for h, n in act.hosts.most_common(5)) or "-"])
     section.tables.append(Table(["Activity", "Inputs", "Outputs", "Hosts (tasks)"], detail))
     return section
@@ -149,7 +155,7 @@ def _activities_section(stats: RunStats) -> Section:
 def _resources_section(stats: RunStats) -> Section:
     section = Section("5. Resource usage")
     rows = []
-    for act in stats.activities.values():
+    for act in _ordered(stats):
         if act.n_telemetry:
             rows.append([act.activity_id, str(act.n_telemetry)]
                         + [f"{act.resources.get(label, 0.0):.3f}" for label, _ in RESOURCE_FIELDS])

@@ -957,3 +957,17 @@ def decode_docs(rows, projection: Any) -> list[dict]:
     if proj is None:
         return [loads(doc) for (doc,) in rows]
     return [apply_projection(loads(doc), proj) for (doc,) in rows]
+
+
+def keyset_pages(fetch: Callable[[Any], list], first_key: Any, page_size: int):
+    """Pages of decoded documents from ``fetch(after_key) -> [(key, doc), ...]`` (at most ``page_size`` rows in key
+    order), each call starting after the last key of the previous page (keyset pagination)."""
+    after = first_key
+    while True:
+        rows = fetch(after)
+        if not rows:
+            return
+        after = rows[-1][0]
+        yield decode_docs([(doc,) for _, doc in rows], None)
+        if len(rows) < page_size:
+            return

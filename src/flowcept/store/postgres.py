@@ -26,7 +26,7 @@ import orjson
 from flowcept.errors import BackendUnavailableError, QueryError, StoreError
 from flowcept.records import KIND_OF_COLLECTION
 from flowcept.store import COLLECTIONS, group_by_collection
-from flowcept.store._filters import (SCALAR_FIELDS, PostgresDialect, check_collection, check_limit, compile_aggregate, compile_filter, compile_find, decode_docs)
+from flowcept.store._filters import (SCALAR_FIELDS, PostgresDialect, check_collection, check_limit, compile_aggregate, compile_filter, compile_find, decode_docs, keyset_pages)
 from flowcept.store.lineage import PG_READY_FUNCTION as LINKS_READY
 from flowcept.store.lineage import schema_statements as lineage_schema
 
@@ -429,15 +429,9 @@ class PostgresStore:
         where, params = compile_filter(filter, DIALECT)
         size = check_limit(page_size) or 1000
         sql = f"SELECT id, doc::text FROM {table} WHERE {where} AND id > %s ORDER BY id LIMIT {size}"
-        after = ""  # every id sorts after the empty string
-        while True:
-            rows = self._run("find", lambda conn: conn.execute(sql, params + [after]).fetchall())
-            if not rows:
-                return
-            after = rows[-1][0]
-            yield decode_docs([(doc,) for _, doc in rows], None)
-            if len(rows) < size:
-                return
+        # every id sorts after the empty string
+        return keyset_pages(lambda after: self._run("find", lambda conn: conn.execute(sql, params + [after])
+                                                    .fetchall()), "", size)
 
     def count(self, collection: str, filter: Mapping | None = None) -> int:
         """How many records match."""

@@ -26,7 +26,7 @@ from flowcept.store.merge import merge_record
 from flowcept.records import KINDS
 from flowcept.store import COLLECTIONS, group_by_collection
 from flowcept.store._filters import (SQLITE, check_collection, check_limit, compile_aggregate, compile_filter,
-                                     compile_find, decode_docs)
+                                     compile_find, decode_docs, keyset_pages)
 from flowcept.store.lineage import schema_statements as lineage_schema
 
 __all__ = ["SqliteStore"]
@@ -316,17 +316,13 @@ class SqliteStore:
         size = check_limit(page_size) or 1000
         # rowid is the last column of every index, so "<indexed field> = ? AND rowid > ?" is one index range scan.
         sql = f"SELECT rowid, doc FROM {table} WHERE {where} AND rowid > ? ORDER BY rowid LIMIT {size}"
-        after = -1
-        while True:
+
+        def fetch(after: int) -> list:
             conn = self._conn()
             with self._errors("find"):
-                rows = conn.execute(sql, params + [after]).fetchall()
-            if not rows:
-                return
-            after = rows[-1][0]
-            yield decode_docs([(doc,) for _, doc in rows], None)
-            if len(rows) < size:
-                return
+                return conn.execute(sql, params + [after]).fetchall()
+
+        return keyset_pages(fetch, -1, size)
 
     def count(self, collection: str, filter: Mapping | None = None) -> int:
         """How many records match."""
