@@ -55,6 +55,18 @@ class TestWorkflowCard:
             "skipped_lines": 0, "workflows": 1, "tasks": 7, "activities": 4,
             "status_counts": {"FINISHED": 5, "ERROR": 1, "RUNNING": 1}}
 
+    def test_latest_objects(self, known):
+        """Objects saved for the workflow are listed, latest first, with type, version, task and size."""
+        wf, _ = known
+        first = Flowcept.db.insert_or_update_object(b"weights-v0", workflow_id=wf, task_id=tid(wf, "train1"),
+                                                    object_type="ml_model")
+        second = Flowcept.db.insert_or_update_object(b"rows", workflow_id=wf, object_type="dataset")
+        card = Flowcept.generate_report(workflow_id=wf)["markdown"]
+        section = card.split("## 6. Objects\n\n")[1].split("\n\n## ")[0].splitlines()
+        assert section[0] == "2 objects; the latest 2:"
+        assert [row.split(" | ")[:5] for row in section[4:]] == [
+            [f"| {second}", "dataset", "0", "-", "4"], [f"| {first}", "ml_model", "0", tid(wf, "train1"), "10"]]
+
     def test_campaign_and_records_and_jsonl(self, known, tmp_path):
         """A campaign card, a card from records and one from a JSONL file (bad lines counted) agree."""
         wf, records = known

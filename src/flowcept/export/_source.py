@@ -98,12 +98,18 @@ class StoreSource:
         return out
 
     def objects(self) -> list[dict]:
-        from flowcept.store import COLLECTIONS
+        from flowcept.errors import ConfigError as _NoObjects
+        from flowcept.store.objects import make_object_store
 
-        if "objects" not in COLLECTIONS:  # stores without an objects collection (before objects landed)
+        try:
+            objects = make_object_store(self.store)
+        except _NoObjects:  # a record store that keeps no objects
             return []
-        ids = [w["workflow_id"] for w in self._workflows]
-        return self.store.find("objects", {"workflow_id": {"$in": ids}})
+        try:
+            ids = [w["workflow_id"] for w in self._workflows]
+            return objects.find({"workflow_id": {"$in": ids}}, None, [("updated_at", -1)], 100)
+        finally:
+            objects.close()
 
 
 class RecordsSource:
@@ -117,7 +123,7 @@ class RecordsSource:
 
     def __init__(self, records: Iterable[Mapping], workflow_id: str | None = None, page_size: int = PAGE_SIZE):
         from flowcept.store import collection_of
-        from flowcept.keeper.merge import coalesce
+        from flowcept.store.merge import coalesce
 
         self.page_size = page_size
         self._workflows: list[dict] = []
