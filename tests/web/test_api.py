@@ -218,3 +218,60 @@ def test_deletes_only_when_allowed(tmp_path, monkeypatch):
         status, body = http(base, f"/api/v1/workflows/{fc.workflow_id}", method="DELETE")
         assert status == 200 and body["deleted"] == {"tasks": 0, "agents": 0, "workflows": 1}
         assert http(base, f"/api/v1/workflows/{fc.workflow_id}")[0] == 404
+
+
+def test_lineage_and_objects(store_settings, tmp_path):
+    """Upstream/downstream walks one direction only; objects list, history and byte-exact downloads."""
+    from flowcept import Flowcept, FlowceptTask
+
+    with Flowcept(workflow_name="diamond") as fc:
+        # A diamond through explicit dependencies: source -> (left, right) -> join.
+        s = FlowceptTask(activity_id="source")
+        s.end(generated={"v": 1})
+        lt = FlowceptTask(activity_id="left")
+        lt._task.dependencies = [s.get_id()]
+        lt.end()
+        rt = FlowceptTask(activity_id="right")
+        rt._task.dependencies = [s.get_id()]
+        rt.end()
+        j = FlowceptTask(activity_id="join")
+        j._task.dependencies = [lt.get_id(), rt.get_id()]
+        j.end()
+        db = Flowcept.db
+        payload_v0, payload_v1 = b"\x00weights-v0" * 1000, b"\x01weights-v1" * 1000
+        db.insert_or_update_object(payload_v0, object_id="model-1", task_id=s.get_id(), object_type="ml_model",
+                                   control_version=True)
+        db.insert_or_update_object(payload_v1, object_id="model-1", task_id=s.get_id(), object_type="ml_model",
+                                   control_version=True)
+    with running_server(store_settings, tmp_path) as base:
+        status, up = http(base, f"/api/v1/tasks/{lt.get_id()}/upstream")
+        assert status == 200 and [t["activity_id"] for t in up["items"]] == ["source"]
+        status, up = http(base, f"/api/v1/tasks/{j.get_id()}/upstream")
+        assert sorted(t["activity_id"] for t in up["items"]) == ["left", "right", "source"]
+        status, down = http(base, f"/api/v1/tasks/{lt.get_id()}/downstream")
+        assert [t["activity_id"] for t in down["items"]] == ["join"]  # never its sibling "right"
+        status, down = http(base, f"/api/v1/tasks/{s.get_id()}/downstream?depth=1")
+        assert sorted(t["activity_id"] for t in down["items"]) == ["left", "right"]
+        assert http(base, "/api/v1/tasks/nope/upstream")[0] == 404
+        status, graph = http(base, f"/api/v1/workflows/{fc.workflow_id}/dataflow")
+        names = {n["task_id"]: n["activity_id"] for n in graph["nodes"]}
+        assert sorted((names[e["source"]], names[e["target"]], e["kind"]) for e in graph["edges"]) == [
+            ("left", "join", "dependency"), ("right", "join", "dependency"),
+            ("source", "left", "dependency"), ("source", "right", "dependency")]
+
+        status, objs = http(base, "/api/v1/objects?object_type=ml_model")
+        assert status == 200 and [(o["object_id"], o["version"]) for o in objs["items"]] == [("model-1", 1)]
+        status, hist = http(base, "/api/v1/objects/model-1/history")
+        assert [h["version"] for h in hist["items"]] == [1, 0]
+        status, meta = http(base, "/api/v1/objects/model-1")
+        assert (meta["object_id"], meta["version"], meta["object_size_bytes"]) == ("model-1", 1, len(payload_v1))
+        import urllib.request
+
+        with urllib.request.urlopen(f"{base}/api/v1/objects/model-1/download", timeout=30) as res:
+            assert res.read() == payload_v1
+            assert res.headers["X-Content-SHA256"] == meta["data_sha256"]
+        with urllib.request.urlopen(f"{base}/api/v1/objects/model-1/versions/0/download", timeout=30) as res:
+            assert res.read() == payload_v0
+        status, body = http(base, "/api/v1/objects/no-such-object")
+        assert status == 404 and "no-such-object" in body["detail"]
+        assert http(base, "/api/v1/objects/model-1/versions/7")[0] == 404

@@ -95,4 +95,12 @@ def test_pages_show_a_captured_workflow_and_live_tasks(browser_page, tmp_path, m
             assert '"epochs": 4' in used and '"features"' in used
             assert '"weights": 3' in page.locator("#generated pre").inner_text()
             assert page.locator("#task-status").inner_text() == "FINISHED"
+            page.wait_for_selector("#lineage .upstream a")
+            assert page.locator("#lineage .upstream a").all_inner_texts() == ["pipeline"]
             shot(page, tmp_path, "task")
+
+            Flowcept.db.insert_or_update_object(b"checkpoint", object_id="ckpt-ui", object_type="ml_model")
+            page.goto(f"{base}/#/objects")
+            page.wait_for_selector("#objects td")
+            assert "ckpt-ui" in page.locator("#objects").inner_text()
+            shot(page, tmp_path, "objects")

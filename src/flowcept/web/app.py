@@ -16,7 +16,7 @@ from fastapi import APIRouter, Body, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 
 from flowcept import __version__
-from flowcept.errors import ConfigError, FlowceptError, QueryError
+from flowcept.errors import ConfigError, FlowceptError, ObjectNotFoundError, QueryError
 from flowcept.web import paging
 from flowcept.web.security import TOKEN_COOKIE, presented_token, token_matches
 
@@ -92,6 +92,10 @@ def _install_errors(app: FastAPI) -> None:
     @app.exception_handler(ValueError)
     async def bad_value(request: Request, exc: ValueError):
         return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    @app.exception_handler(ObjectNotFoundError)
+    async def not_found(request: Request, exc: ObjectNotFoundError):
+        return JSONResponse({"detail": str(exc)}, status_code=404)
 
     @app.exception_handler(NotImplementedError)
     async def not_available(request: Request, exc: NotImplementedError):
@@ -268,6 +272,20 @@ def _task_routes(router: APIRouter) -> None:
     def task(request: Request, task_id: str) -> dict:
         return _one(_db(request), "tasks", "task_id", task_id)
 
+    @router.get("/tasks/{task_id}/upstream")
+    def upstream(request: Request, task_id: str, depth: int | None = None) -> dict:
+        """The tasks this one depends on, transitively (only that direction), computed in the store."""
+        _one(_db(request), "tasks", "task_id", task_id)
+        items = _db(request).upstream(task_id, depth=depth, projection=_TIMELINE_FIELDS)
+        return {"items": items, "count": len(items), "limit": len(items)}
+
+    @router.get("/tasks/{task_id}/downstream")
+    def downstream(request: Request, task_id: str, depth: int | None = None) -> dict:
+        """The tasks depending on this one, transitively (only that direction), computed in the store."""
+        _one(_db(request), "tasks", "task_id", task_id)
+        items = _db(request).downstream(task_id, depth=depth, projection=_TIMELINE_FIELDS)
+        return {"items": items, "count": len(items), "limit": len(items)}
+
     @router.get("/tasks/{task_id}/children")
     def children(request: Request, task_id: str, limit: int = 100, cursor: str | None = None) -> dict:
         return _page(_db(request), "tasks", {"parent_task_id": task_id}, limit, cursor, None, False, "task_id")
@@ -285,6 +303,38 @@ def _other_routes(router: APIRouter, web) -> None:
     @router.get("/agents/{agent_id}/tasks")
     def agent_tasks(request: Request, agent_id: str, limit: int = 100, cursor: str | None = None) -> dict:
         return _page(_db(request), "tasks", {"agent_id": agent_id}, limit, cursor, None, False, "task_id")
+
+    @router.get("/objects")
+    def objects(request: Request, limit: int = 100, object_type: str | None = None, workflow_id: str | None = None,
+                task_id: str | None = None, filter_json: str | None = None) -> dict:
+        """Latest versions of stored objects (models, datasets, artifacts), newest first."""
+        given = {"object_type": object_type, "workflow_id": workflow_id, "task_id": task_id}
+        flt = paging.and_filters({k: v for k, v in given.items() if v is not None},
+                                 _json_param(filter_json, "filter_json"))
+        items = _db(request).blob_object_query(flt or None, limit=paging.check_limit(limit),
+                                               sort=[("updated_at", -1)])
+        return {"items": items, "count": len(items), "limit": limit}
+
+    @router.get("/objects/{object_id}")
+    def object_(request: Request, object_id: str) -> dict:
+        return _db(request).get_blob_fingerprint(object_id) | _object_meta(_db(request), object_id)
+
+    @router.get("/objects/{object_id}/history")
+    def object_history(request: Request, object_id: str) -> dict:
+        items = _db(request).get_object_history(object_id)
+        return {"items": items, "count": len(items), "limit": len(items)}
+
+    @router.get("/objects/{object_id}/versions/{version}")
+    def object_version(request: Request, object_id: str, version: int) -> dict:
+        return _db(request).get_blob_fingerprint(object_id, version)
+
+    @router.get("/objects/{object_id}/download")
+    def object_download(request: Request, object_id: str):
+        return _download(_db(request), object_id, None)
+
+    @router.get("/objects/{object_id}/versions/{version}/download")
+    def object_version_download(request: Request, object_id: str, version: int):
+        return _download(_db(request), object_id, version)
 
     @router.get("/stats/tasks/summary")
     def summary(request: Request, workflow_id: str | None = None, filter_json: str | None = None) -> dict:
@@ -382,6 +432,31 @@ def _query(db, collection: str, body: dict) -> dict:
     items = db.store.find(collection, body.get("filter"), projection=body.get("projection"), sort=sort,
                           limit=limit)
     return {"items": items, "count": len(items), "limit": limit}
+
+
+def _object_meta(db, object_id: str) -> dict:
+    docs = db.blob_object_query({"object_id": object_id}, limit=1)
+    return docs[0] if docs else {}
+
+
+def _download(db, object_id: str, version: int | None) -> StreamingResponse:
+    """The object's bytes, streamed in chunks (a checksum mismatch ends the stream with an error, never silently)."""
+    fingerprint = db.get_blob_fingerprint(object_id, version)
+    stream = db.open_blob_object(object_id, version)
+
+    def chunks():
+        with stream:
+            while True:
+                chunk = stream.read(1 << 20)
+                if not chunk:
+                    return
+                yield chunk
+
+    name = f"{object_id}_v{fingerprint['version']}.bin"
+    return StreamingResponse(chunks(), media_type="application/octet-stream",
+                             headers={"Content-Disposition": f'attachment; filename="{name}"',
+                                      "Content-Length": str(fingerprint["object_size_bytes"]),
+                                      "X-Content-SHA256": fingerprint["data_sha256"]})
 
 
 def _dig(doc: dict, path: str) -> Any:

@@ -2,29 +2,26 @@
 
 from __future__ import annotations
 
-_NODE_FIELDS = ["task_id", "activity_id", "status", "started_at", "ended_at", "parent_task_id", "dependencies"]
+_NODE_FIELDS = ["task_id", "activity_id", "status", "started_at", "ended_at"]
 
 
 def workflow_graph(db, workflow_id: str, limit: int) -> dict:
     """``{nodes, edges, truncated}`` for the first ``limit`` tasks of a workflow (by start time).
 
-    Edges are ``{source, target, kind}`` with kind ``parent`` (``parent_task_id``: source started target) or
-    ``dependency`` (``dependencies``: target used source's result), between nodes of the page only.
+    Edges are ``{source, target, kind}`` between nodes of the page, as the store's lineage computes them
+    (:func:`flowcept.query.lineage.edges`): ``parent``, ``dependency`` and ``data`` (an object id or content hash
+    that the source generated and the target used).
     """
     tasks = db.store.find("tasks", {"workflow_id": workflow_id}, projection=_NODE_FIELDS,
                           sort=[("started_at", 1), ("task_id", 1)], limit=limit + 1)
     truncated = len(tasks) > limit
     tasks = tasks[:limit]
     ids = {t["task_id"] for t in tasks}
-    edges = []
-    for task in tasks:
-        parent = task.get("parent_task_id")
-        if parent in ids:
-            edges.append({"source": parent, "target": task["task_id"], "kind": "parent"})
-        for dep in task.get("dependencies") or ():
-            if dep in ids:
-                edges.append({"source": dep, "target": task["task_id"], "kind": "dependency"})
-    nodes = [{k: t.get(k) for k in ("task_id", "activity_id", "status", "started_at", "ended_at")} for t in tasks]
+    from flowcept.query import lineage
+
+    edges = [{"source": src, "target": dst, "kind": kind} for src, dst, kind in lineage.edges(db.store, workflow_id)
+             if src in ids and dst in ids]
+    nodes = [{k: t.get(k) for k in _NODE_FIELDS} for t in tasks]
     return {"nodes": nodes, "edges": edges, "truncated": truncated}
 
 

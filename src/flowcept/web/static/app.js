@@ -215,11 +215,32 @@ async function taskPage(id) {
       el("div", { class: "card" }, "Duration", el("b", {}, fmtDuration(t.started_at, t.ended_at))),
       el("div", { class: "card" }, "Host", el("b", {}, t.hostname || ""))),
     t.parent_task_id ? el("p", {}, "Parent: ", el("a", { href: `#/tasks/${encodeURIComponent(t.parent_task_id)}` }, t.parent_task_id)) : null,
+    el("h2", {}, "Lineage"), el("div", { class: "cards", id: "lineage" }, el("span", { class: "muted" }, "Loading…")),
     el("h2", {}, "Used"), el("div", { id: "used" }, json(t.used || {})),
     el("h2", {}, "Generated"), el("div", { id: "generated" }, json(t.generated || {})),
     t.stderr ? [el("h2", {}, "Error"), el("pre", { class: "error", id: "stderr" }, t.stderr)] : null,
     t.telemetry_summary ? [el("h2", {}, "Telemetry summary"), json(t.telemetry_summary)] : null,
     el("h2", {}, "Record"), json(t));
+  const [up, down] = await Promise.all([api(`/tasks/${encodeURIComponent(id)}/upstream`),
+                                        api(`/tasks/${encodeURIComponent(id)}/downstream`)]);
+  const links = (title, list, cls) => el("div", { class: `card ${cls}` }, `${title} (${list.items.length})`,
+    el("div", {}, list.items.slice(0, 50).map((u) =>
+      el("div", {}, el("a", { href: `#/tasks/${encodeURIComponent(u.task_id)}` }, u.activity_id || u.task_id)))));
+  document.getElementById("lineage").replaceChildren(links("Upstream", up, "upstream"),
+                                                     links("Downstream", down, "downstream"));
+}
+
+async function objectsPage() {
+  const page = await api("/objects?limit=200");
+  const size = (n) => (n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MiB` : `${n} B`);
+  view.replaceChildren(el("h1", {}, "Objects"), el("p", { class: "muted" }, `${page.count} objects (latest versions)`),
+    el("table", { id: "objects" },
+      el("tr", {}, ...["Object", "Type", "Version", "Size", "Updated (UTC)", "Task", ""].map((h) => el("th", {}, h))),
+      page.items.map((o) => el("tr", {},
+        el("td", { class: "mono" }, o.object_id), el("td", {}, o.object_type || ""), el("td", {}, o.version),
+        el("td", {}, size(o.object_size_bytes || 0)), el("td", {}, fmtTime(o.updated_at)),
+        el("td", {}, o.task_id ? el("a", { href: `#/tasks/${encodeURIComponent(o.task_id)}` }, o.task_id) : ""),
+        el("td", {}, el("a", { href: `${API}/objects/${encodeURIComponent(o.object_id)}/download` }, "download"))))));
 }
 
 async function campaignsPage() {
@@ -245,6 +266,7 @@ const ROUTES = [
   [/^#\/tasks\/(.+)$/, taskPage],
   [/^#\/campaigns$/, campaignsPage],
   [/^#\/agents$/, agentsPage],
+  [/^#\/objects$/, objectsPage],
 ];
 
 async function route() {
