@@ -337,10 +337,13 @@ def _clean(records: list, rules: Rules) -> bool:
     # `used` and `generated` are on nearly every record; the other fields are looked up only where present.
     fields = [name for name in FIELDS if name in _COMMON or any(map(dict.__contains__, records, repeat(name)))]
     values = list(filter(None, chain.from_iterable(map(dict.get, records, repeat(name)) for name in fields)))
-    dicts: list = []
     for _ in range(_MAX_LEVELS):
+        dicts: list = []
         while values:
             types = list(map(type, values))
+            if _DICT.issuperset(types):  # the usual level: only dicts
+                dicts.extend(values)
+                break
             if _SCALARS.issuperset(types):
                 break
             if not _CONTAINERS.issuperset(types) and not all(map(_opaque, set(types) - _CONTAINERS)):
@@ -352,8 +355,9 @@ def _clean(records: list, rules: Rules) -> bool:
         if not safe.issuperset(chain.from_iterable(dicts)):
             if any(map(rules.is_secret, set(chain.from_iterable(dicts)).difference(safe))):
                 return False
+        if _SCALARS.issuperset(map(type, chain.from_iterable(map(dict.values, dicts)))):
+            return True  # the usual end: nothing below this level
         values = list(chain.from_iterable(map(dict.values, dicts)))
-        dicts = []
     return False
 
 
