@@ -200,3 +200,35 @@ def test_agent_tool_arguments(tmp_path):
     assert stored[0]["used"] == {"endpoint": "/v1", "api_key": REDACTED} and stored[0]["redacted"] == 1
     assert not os.path.exists(tmp_path / "flowcept_buffer.jsonl") or \
         b"AKIA123" not in open(tmp_path / "flowcept_buffer.jsonl", "rb").read()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_redacted_placeholders_link_no_tasks(kind, tmp_path, pg_dsn):
+    """Lineage by equal values ignores "REDACTED": two tasks whose secrets were redacted are not linked by them
+    (a real shared value still links them)."""
+    from flowcept.query.lineage import edges
+    from tests.store._pg import private_schema
+
+    records = [
+        {"type": "task", "task_id": "g", "workflow_id": "w", "started_at": 1.0,
+         "generated": {"access_token": REDACTED, "path": "/data/out.csv"}},
+        {"type": "task", "task_id": "u", "workflow_id": "w", "started_at": 2.0, "used": {"password": REDACTED}},
+        {"type": "task", "task_id": "v", "workflow_id": "w", "started_at": 3.0,
+         "used": {"password": REDACTED, "src": "/data/out.csv"}},
+    ]
+    if kind == "sqlite":
+        from flowcept.store.sqlite import SqliteStore
+
+        store = SqliteStore(tmp_path / "lineage.sqlite")
+        store.upsert(records)
+        assert list(edges(store, "w", match_values=True)) == [("g", "v", "value")]
+        store.close()
+        return
+    pytest.importorskip("psycopg")
+    from flowcept.store.postgres import PostgresStore
+
+    with private_schema(pg_dsn) as dsn:
+        store = PostgresStore(dsn)
+        store.upsert(records)
+        assert list(edges(store, "w", match_values=True)) == [("g", "v", "value")]
+        store.close()

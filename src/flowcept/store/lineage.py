@@ -241,8 +241,9 @@ def values_steps(dialect: str) -> list[str]:
             "INSERT INTO temp.flowcept_vals SELECT DISTINCT t.id, r.role, j.atom, "
             f"{_SQLITE_AT.format(d='t.doc')} FROM tasks AS t, (SELECT 'used' AS role UNION ALL SELECT 'generated') "
             "AS r, json_tree(t.doc, '$.' || r.role) AS j WHERE json_extract(t.doc, '$.\"workflow_id\"') = ? "
-            "AND ((j.type = 'text' AND length(j.atom) > 1) OR (j.type IN ('integer', 'real') "
-            "AND j.atom NOT IN (0, 1, -1)))",
+            # "REDACTED" (flowcept/redact.py) is no data: equal placeholders must not link tasks.
+            "AND ((j.type = 'text' AND length(j.atom) > 1 AND j.atom != 'REDACTED') "
+            "OR (j.type IN ('integer', 'real') AND j.atom NOT IN (0, 1, -1)))",
             "CREATE INDEX IF NOT EXISTS temp.flowcept_vals_v ON flowcept_vals (v, role)",
             "CREATE INDEX IF NOT EXISTS temp.flowcept_vals_task ON flowcept_vals (task_id, role)",
         ]
@@ -252,7 +253,8 @@ def values_steps(dialect: str) -> list[str]:
         "INSERT INTO flowcept_vals SELECT DISTINCT t.id, r.role, v, "
         f"{_PG_AT.format(d='t.doc')} FROM tasks AS t, (VALUES ('used'), ('generated')) AS r(role), "
         "jsonb_path_query(t.doc -> r.role, 'lax $.**') AS v WHERE (t.doc ->> 'workflow_id') = %s "
-        "AND ((jsonb_typeof(v) = 'string' AND length(v #>> '{}') > 1) OR (jsonb_typeof(v) = 'number' "
+        "AND ((jsonb_typeof(v) = 'string' AND length(v #>> '{}') > 1 AND (v #>> '{}') <> 'REDACTED') "
+        "OR (jsonb_typeof(v) = 'number' "
         "AND (v)::numeric NOT IN (0, 1, -1)))",
         "CREATE INDEX ON flowcept_vals (v, role)",
         "CREATE INDEX ON flowcept_vals (task_id, role)",
