@@ -117,7 +117,7 @@ def main() -> None:
     db = DBAPI(sqlite)
     for label, size, reps in cases:
         rows.append(("sqlite", label, *measure(db, work, size, reps)))
-    db.objects.close()
+    db.object_store.close()
     sqlite.close()
     if not args.skip_postgres:
         import psycopg
@@ -133,7 +133,7 @@ def main() -> None:
             db = DBAPI(pg)
             for label, size, reps in cases:
                 rows.append(("postgres", label, *measure(db, work, size, reps)))
-            db.objects.close()
+            db.object_store.close()
             pg.close()
         finally:
             with psycopg.connect(args.pg_dsn, autocommit=True) as conn:

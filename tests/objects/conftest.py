@@ -44,13 +44,13 @@ def fixture_db(settings_text, tmp_path, monkeypatch):
     write_settings(tmp_path, settings_text, monkeypatch)
     db = Flowcept.db
     yield db
-    db.objects.close()
+    db.object_store.close()
     db.close()
 
 
 def corrupt(db, doc: dict) -> None:
     """Flip one byte of the stored content of ``doc``'s version, keeping its size."""
-    objects = db.objects
+    objects = db.object_store
     sha = doc["data_sha256"]
     if doc["storage_type"] == "file":
         path = objects.blob_path(sha)

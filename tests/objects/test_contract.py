@@ -48,13 +48,13 @@ class TestSave:
                                                 "data_sha256": _sha(data), "data_hash_algo": "sha256",
                                                 "storage_type": BLOB_KIND[kind]}
         assert db.get_blob_object(oid).data == data
-        assert db.objects.blob_count() == 1
+        assert db.object_store.blob_count() == 1
 
     def test_save_data_in_collection_keeps_a_mid_size_payload_inline(self, db):
         """save_data_in_collection=True stores a 1 MiB payload inline."""
         oid = db.insert_or_update_object(b"x" * MIB, save_data_in_collection=True)
         assert db.get_blob_fingerprint(oid)["storage_type"] == "in_object"
-        assert db.objects.blob_count() == 0
+        assert db.object_store.blob_count() == 0
         assert db.get_blob_object(oid).data == b"x" * MIB
 
     def test_sources_path_file_object_bytearray_and_pickle(self, db, tmp_path):
@@ -90,6 +90,8 @@ class TestSave:
         got = db.blob_object_query({"object_type": {"$in": ["dataset", "artifact"]}}, projection=["object_id"],
                                    sort=[("object_id", -1)])
         assert got == [{"object_id": "o1"}, {"object_id": "d1"}]
+        assert [d["object_id"] for d in db.blob_object_query({"object_id": {"$regex": "^[md]1$"}},
+                                                             sort=[("object_id", 1)], limit=1)] == ["d1"]
         with pytest.raises(QueryError):
             db.blob_object_query({"object_type": {"$bogus": 1}})
 
@@ -171,10 +173,30 @@ class TestFingerprints:
         for oid in ("x", "y", "z"):
             db.insert_or_update_object(data, object_id=oid)
         db.insert_or_update_object(data, object_id="x", control_version=True)
-        assert db.objects.blob_count() == 1
+        assert db.object_store.blob_count() == 1
         db.insert_or_update_object(data + b"!", object_id="w")
-        assert db.objects.blob_count() == 2
+        assert db.object_store.blob_count() == 2
         assert all(db.get_blob_object(oid).data == data for oid in ("x", "y", "z"))
+
+
+class TestConcurrency:
+    def test_concurrent_versioned_saves_get_distinct_versions(self, db):
+        """Threads saving versions of one object at once each get their own version number; none is lost."""
+        import threading
+
+        def save(n: int) -> None:
+            for i in range(5):
+                db.insert_or_update_object(f"{n}-{i}".encode(), object_id="shared", control_version=True)
+
+        threads = [threading.Thread(target=save, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        history = db.get_object_history("shared")
+        assert [h["version"] for h in history] == list(range(19, -1, -1))
+        contents = {db.get_blob_object("shared", h["version"]).data for h in history}
+        assert contents == {f"{n}-{i}".encode() for n in range(4) for i in range(5)}
 
 
 class TestErrors:
@@ -196,7 +218,7 @@ class TestErrors:
     def test_checksum_mismatch_is_an_error_never_wrong_bytes(self, db, tmp_path, size):
         """Corrupted content raises ObjectIntegrityError on every read path; a download path is never written."""
         oid = db.insert_or_update_object(os.urandom(size))
-        corrupt(db, db.objects.get(oid))
+        corrupt(db, db.object_store.get(oid))
         with pytest.raises(ObjectIntegrityError, match=f"object '{oid}' version 0.*does not match its checksum"):
             db.get_blob_object(oid)
         dest = tmp_path / "out.bin"
@@ -211,7 +233,7 @@ class TestErrors:
     def test_missing_blob_file_is_an_integrity_error(self, db):
         """Content that vanished from the blob area is reported, not returned empty."""
         oid = db.insert_or_update_object(os.urandom(MIB))
-        db.objects.blob_path(db.get_blob_fingerprint(oid)["data_sha256"]).unlink()
+        db.object_store.blob_path(db.get_blob_fingerprint(oid)["data_sha256"]).unlink()
         with pytest.raises(ObjectIntegrityError, match="missing"):
             db.get_blob_object(oid)
 
@@ -219,11 +241,11 @@ class TestErrors:
     def test_blob_area_is_private(self, db):
         """The SQLite blob directory is 0700 and its files 0600."""
         oid = db.insert_or_update_object(os.urandom(MIB))
-        path = db.objects.blob_path(db.get_blob_fingerprint(oid)["data_sha256"])
+        path = db.object_store.blob_path(db.get_blob_fingerprint(oid)["data_sha256"])
         assert path.stat().st_mode & 0o777 == 0o600
-        for folder in (db.objects.blob_dir, path.parent):
+        for folder in (db.object_store.blob_dir, path.parent):
             assert folder.stat().st_mode & 0o777 == 0o700
-        assert db.objects.blob_dir == pathlib.Path(str(db.objects.path) + ".blobs")
+        assert db.object_store.blob_dir == pathlib.Path(str(db.object_store.path) + ".blobs")
 
 
 class TestStreaming:

@@ -77,7 +77,7 @@ def test_256_mib_object_streams_with_bounded_memory(db, tmp_path):
             chunk = os.urandom(4 * MIB)
             digest.update(chunk)
             f.write(chunk)
-    db.objects  # create the tables here, so the child only writes
+    db.object_store  # create the tables here, so the child only writes
     out = tmp_path / "out.bin"
     proc = _child(_STREAM_SCRIPT, str(source), str(out))
     stdout, stderr = proc.communicate(timeout=540)
@@ -112,12 +112,12 @@ def test_sigkill_mid_write_leaves_no_visible_object(db, kind):
     assert [d["object_id"] for d in db.blob_object_query({})] == ["kept"]
     assert [h["version"] for h in db.get_object_history("kept")] == [0]
     assert db.get_blob_object("kept").data == b"version zero"
-    assert db.objects.blob_count() == 0
+    assert db.object_store.blob_count() == 0
     if kind == "postgres":
         # The killed session's transaction is rolled back by the server: no chunk survives it.
-        with db.objects._reading() as ex:
+        with db.object_store._reading() as ex:
             assert ex("SELECT count(*) FROM object_chunks", ()).fetchone()[0] == 0
     # The next writer succeeds where the killed one failed.
     db.insert_or_update_object(b"x" * (2 * MIB), object_id="fresh")
     assert db.get_blob_object("fresh").data == b"x" * (2 * MIB)
-    assert db.objects.blob_count() == 1
+    assert db.object_store.blob_count() == 1

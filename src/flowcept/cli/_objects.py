@@ -71,7 +71,7 @@ def get_object(ctx: click.Context, object_id: str, version: int | None) -> None:
     import orjson
 
     with _db(ctx) as db:
-        doc = db.objects.get(object_id, version)
+        doc = db.object_store.get(object_id, version)
     click.echo(orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode())
 
 

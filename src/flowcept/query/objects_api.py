@@ -30,7 +30,7 @@ class ObjectsAPI:
     store: Any
 
     @property
-    def objects(self):
+    def object_store(self):
         """The :class:`flowcept.store.objects.ObjectStore` in the same database as :attr:`store`."""
         store = self.store
         cached = getattr(self, "_objects_cache", None)
@@ -75,7 +75,7 @@ class ObjectsAPI:
 
         object_id, fields = self._fields(object_id, task_id, workflow_id, object_type, custom_metadata, tags)
         with open_source(object, pickle) as reader:
-            doc = self.objects.put(reader, object_id, fields, control_version, pickle,
+            doc = self.object_store.put(reader, object_id, fields, control_version, pickle,
                                    INLINE_MAX_FORCED if save_data_in_collection else INLINE_MAX)
         self._announce(doc)
         return object_id
@@ -144,7 +144,7 @@ class ObjectsAPI:
         fields = {"custom_metadata": redacted_metadata(sanitize(custom_metadata)), "tags": tags,
                   "object_type": object_type, "task_id": task_id,
                   "workflow_id": workflow_id}
-        doc = self.objects.update_metadata(object_id, sanitize({k: v for k, v in fields.items() if v is not None}),
+        doc = self.object_store.update_metadata(object_id, sanitize({k: v for k, v in fields.items() if v is not None}),
                                            control_version)
         self._announce(doc)
         return object_id
@@ -160,8 +160,8 @@ class ObjectsAPI:
             ObjectNotFoundError: no such object or version.
             ObjectIntegrityError: the stored content does not match its checksum.
         """
-        doc = self.objects.get(object_id, version)
-        data: Any = self.objects.read_bytes(doc)
+        doc = self.object_store.get(object_id, version)
+        data: Any = self.object_store.read_bytes(doc)
         if doc.get("pickle"):
             import pickle
 
@@ -180,16 +180,16 @@ class ObjectsAPI:
         so it never holds wrong bytes. A file object receives the bytes as they come: on
         :class:`flowcept.ObjectIntegrityError` discard what it received.
         """
-        doc = self.objects.get(object_id, version)
+        doc = self.object_store.get(object_id, version)
         if callable(getattr(dest, "write", None)):
-            for chunk in self.objects.iter_content(doc):
+            for chunk in self.object_store.iter_content(doc):
                 dest.write(chunk)
         else:
             target = Path(dest)
             fd, tmp = tempfile.mkstemp(dir=target.parent if str(target.parent) else ".", prefix=f".{target.name}.")
             try:
                 with os.fdopen(fd, "wb") as f:
-                    for chunk in self.objects.iter_content(doc):
+                    for chunk in self.object_store.iter_content(doc):
                         f.write(chunk)
                 os.replace(tmp, target)
             except BaseException:
@@ -202,9 +202,9 @@ class ObjectsAPI:
     def open_blob_object(self, object_id: str, version: int | None = None) -> BinaryIO:
         """A readable binary stream over the object's content (chunks fetched as read). The last ``read`` raises
         :class:`flowcept.ObjectIntegrityError` if the content does not match its checksum."""
-        doc = self.objects.get(object_id, version)
+        doc = self.object_store.get(object_id, version)
         self._note_use(doc)
-        return io.BufferedReader(_ChunkReader(self.objects.iter_content(doc)))
+        return io.BufferedReader(_ChunkReader(self.object_store.iter_content(doc)))
 
     def load_torch_model(self, model: Any, object_id: str, version: int | None = None):
         """Load a state_dict saved by :meth:`insert_or_update_torch_model` into ``model``; returns ``model``.
@@ -229,7 +229,7 @@ class ObjectsAPI:
     def blob_object_query(self, filter: Mapping | None = None, projection: Any = None, limit: int = 0,
                           sort: Any = None) -> list[dict]:
         """Latest-version metadata of the objects matching a Mongo-style ``filter``."""
-        return self.objects.find(filter, projection, sort, limit)
+        return self.object_store.find(filter, projection, sort, limit)
 
     def ml_model_query(self, filter: Mapping | None = None, projection: Any = None, limit: int = 0,
                        sort: Any = None) -> list[dict]:
@@ -247,7 +247,7 @@ class ObjectsAPI:
         Raises:
             ObjectNotFoundError: no such object.
         """
-        return self.objects.history(object_id)
+        return self.object_store.history(object_id)
 
     list_object_versions = get_object_history
 
@@ -257,7 +257,7 @@ class ObjectsAPI:
         Raises:
             ObjectNotFoundError: no such object or version.
         """
-        doc = self.objects.get(object_id, version)
+        doc = self.object_store.get(object_id, version)
         return {k: doc.get(k) for k in ("object_id", "version", "object_size_bytes", "data_sha256", "data_hash_algo",
                                         "storage_type")}
 
