@@ -229,6 +229,13 @@ class TestErrors:
         with pytest.raises(ObjectIntegrityError):
             db.open_blob_object(oid).read()
 
+    def test_corrupted_pickle_is_never_unpickled(self, db):
+        """A pickled object whose content fails its checksum raises before any unpickling."""
+        oid = db.insert_or_update_object(list(range(100_000)), pickle=True)
+        corrupt(db, db.object_store.get(oid))
+        with pytest.raises(ObjectIntegrityError, match="does not match its checksum"):
+            db.get_blob_object(oid)
+
     @pytest.mark.parametrize("kind", ["sqlite"])  # a file-system blob area only on SQLite
     def test_missing_blob_file_is_an_integrity_error(self, db):
         """Content that vanished from the blob area is reported, not returned empty."""

@@ -21,9 +21,6 @@ from typing import Any, BinaryIO, Iterator, Mapping
 
 __all__ = ["ObjectsAPI", "FlowceptObjects"]
 
-_SPOOL_BYTES = 64 * 1024 * 1024  # a torch state_dict larger than this is serialized to a temporary file
-
-
 class ObjectsAPI:
     """Object methods of :class:`flowcept.query.api.DBAPI` (needs its ``store`` property)."""
 
@@ -119,7 +116,9 @@ class ObjectsAPI:
             from flowcept.capture.torch import get_torch_model_profile
 
             custom["model_profile"] = get_torch_model_profile(model)
-        with tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES) as spool:
+        from flowcept.store.objects import spooled
+
+        with spooled() as spool:
             torch.save(model.state_dict(), spool)
             spool.seek(0)
             return self.insert_or_update_object(spool, object_id, task_id, workflow_id, "ml_model", custom,
@@ -161,11 +160,18 @@ class ObjectsAPI:
             ObjectIntegrityError: the stored content does not match its checksum.
         """
         doc = self.object_store.get(object_id, version)
-        data: Any = self.object_store.read_bytes(doc)
         if doc.get("pickle"):
             import pickle
 
-            data = pickle.loads(data)
+            from flowcept.store.objects import spooled
+
+            with spooled() as spool:  # verified in full before unpickling starts
+                for chunk in self.object_store.iter_content(doc):
+                    spool.write(chunk)
+                spool.seek(0)
+                data: Any = pickle.load(spool)
+        else:
+            data = self.object_store.read_bytes(doc)
         self._note_use(doc)
         return _blob(doc, data)
 

@@ -19,9 +19,9 @@ from typing import Any
 
 from flowcept._registry import load_backend
 from flowcept.store.objects._base import HASH_ALGO, INLINE_MAX, INLINE_MAX_FORCED, ObjectStore
-from flowcept.store.objects._content import CHUNK_SIZE, open_source
+from flowcept.store.objects._content import CHUNK_SIZE, open_source, spooled
 
-__all__ = ["ObjectStore", "OBJECT_STORES", "make_object_store", "open_source", "CHUNK_SIZE", "INLINE_MAX",
+__all__ = ["ObjectStore", "OBJECT_STORES", "make_object_store", "open_source", "spooled", "CHUNK_SIZE", "INLINE_MAX",
            "INLINE_MAX_FORCED", "HASH_ALGO"]
 
 #: Record-store backend name -> "module:class" of the object store beside it, imported only when used.

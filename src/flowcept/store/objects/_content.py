@@ -7,10 +7,18 @@ import contextlib
 import io
 import os
 import pickle as _pickle
+import tempfile
 from typing import Any, BinaryIO, Iterator
 
 #: Content moves in pieces of this size: a 2 GiB object never needs more than a few of them in memory.
 CHUNK_SIZE = 4 * 1024 * 1024
+#: Pickles and torch state_dicts larger than this are serialized to a temporary file rather than to memory.
+SPOOL_BYTES = 64 * 1024 * 1024
+
+
+def spooled() -> "tempfile.SpooledTemporaryFile":
+    """A binary scratch file that stays in memory up to :data:`SPOOL_BYTES`, then moves to disk."""
+    return tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
 
 
 @contextlib.contextmanager
@@ -20,14 +28,17 @@ def open_source(obj: Any, use_pickle: bool) -> Iterator[BinaryIO]:
     Args:
         obj: ``bytes``/``bytearray``/``memoryview``, a path (``os.PathLike``; a file is streamed), a binary file
             object (read from its current position; not closed), or any picklable object with ``use_pickle``.
-        use_pickle: pickle ``obj`` (in memory: it is a live Python object anyway).
+        use_pickle: pickle ``obj`` (through :func:`spooled`: a big array is not copied into memory again).
 
     Raises:
         TypeError: ``obj`` is none of the above (a ``str`` is refused: pass ``pathlib.Path`` for a file, bytes for
             text, or ``pickle=True``).
     """
     if use_pickle:
-        yield io.BytesIO(_pickle.dumps(obj, protocol=_pickle.HIGHEST_PROTOCOL))
+        with spooled() as spool:
+            _pickle.dump(obj, spool, protocol=_pickle.HIGHEST_PROTOCOL)
+            spool.seek(0)
+            yield spool
     elif isinstance(obj, (bytes, bytearray, memoryview)):
         yield io.BytesIO(obj)
     elif isinstance(obj, os.PathLike):
