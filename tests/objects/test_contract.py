@@ -95,6 +95,17 @@ class TestSave:
         with pytest.raises(QueryError):
             db.blob_object_query({"object_type": {"$bogus": 1}})
 
+    def test_reference_query_collections(self, db):
+        """query(collection="objects" | "object_history") reads latest versions or every version."""
+        db.insert_or_update_object(b"a", object_id="o", object_type="artifact", control_version=True)
+        db.insert_or_update_object(b"b", object_id="o", control_version=True)
+        assert [d["version"] for d in db.query({"object_id": "o"}, collection="objects")] == [1]
+        got = db.query({"object_type": "artifact"}, projection=["version"], sort=[("version", -1)],
+                       collection="object_history")
+        assert got == [{"version": 1}, {"version": 0}]
+        with pytest.raises(QueryError, match="aggregation"):
+            db.query({}, aggregation=[("count", "*")], collection="objects")
+
     def test_flowcept_static_helpers(self, db):
         """The reference's Flowcept.insert_or_update_* helpers store through Flowcept.db."""
         Flowcept.insert_or_update_object(b"x", object_id="s1")

@@ -104,6 +104,8 @@ class DBAPI(WorkflowMetadataQueries, ObjectsAPI):
             StoreError: the database failed.
             ConfigError: no store is configured.
         """
+        if collection in self.OBJECT_COLLECTIONS:  # objects live beside the records: see query/objects_api.py
+            return self.object_collection_query(collection, filter, projection, limit, sort, aggregation)
         if aggregation:
             fields = _projected_fields(projection)
             group_by = fields[0] if len(fields) == 1 else None

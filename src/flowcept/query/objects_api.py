@@ -25,6 +25,8 @@ class ObjectsAPI:
     """Object methods of :class:`flowcept.query.api.DBAPI` (needs its ``store`` property)."""
 
     store: Any
+    #: The reference's object collections, readable through ``DBAPI.query(collection=...)``.
+    OBJECT_COLLECTIONS = ("objects", "object_history")
 
     @property
     def object_store(self):
@@ -236,6 +238,19 @@ class ObjectsAPI:
                           sort: Any = None) -> list[dict]:
         """Latest-version metadata of the objects matching a Mongo-style ``filter``."""
         return self.object_store.find(filter, projection, sort, limit)
+
+    def object_collection_query(self, collection: str, filter: Mapping | None = None, projection: Any = None,
+                                limit: int = 0, sort: Any = None, aggregation: Any = None) -> list[dict]:
+        """``DBAPI.query`` on ``objects`` (latest versions) or ``object_history`` (every version).
+
+        Raises:
+            QueryError: an aggregation (not supported on objects) or a malformed filter.
+        """
+        if aggregation:
+            from flowcept.errors import QueryError
+
+            raise QueryError(f"aggregation is not supported on the {collection!r} collection")
+        return self.object_store.find(filter, projection, sort, limit, collection=collection)
 
     def ml_model_query(self, filter: Mapping | None = None, projection: Any = None, limit: int = 0,
                        sort: Any = None) -> list[dict]:

@@ -211,13 +211,16 @@ class ObjectStore:
             raise ObjectNotFoundError(f"object {object_id!r} not found")
         return decode_docs(rows, None)
 
-    def find(self, filter: Mapping | None = None, projection: Any = None, sort: Any = None,
-             limit: int = 0) -> list[dict]:
-        """Latest-version metadata matching a Mongo-style filter (see :mod:`flowcept.store._filters`)."""
+    def find(self, filter: Mapping | None = None, projection: Any = None, sort: Any = None, limit: int = 0,
+             collection: str = "objects") -> list[dict]:
+        """Metadata matching a Mongo-style filter (see :mod:`flowcept.store._filters`): the latest versions
+        (``objects``) or every version (``object_history``)."""
+        if collection not in ("objects", "object_history"):
+            raise QueryError(f"unknown object collection {collection!r}; collections: objects, object_history")
         where, params = compile_filter(filter, self.dialect)
         order, oparams = compile_order_by(sort, self.dialect)
         limit = check_limit(limit)
-        sql = f"SELECT {self.doc_column} FROM objects WHERE {where}{order}"
+        sql = f"SELECT {self.doc_column} FROM {collection} WHERE {where}{order}"
         params = params + oparams
         if limit:
             sql += f" LIMIT {self.dialect.placeholder}"
