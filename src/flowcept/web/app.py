@@ -124,12 +124,16 @@ def _page(db, collection: str, flt: dict, limit: int, cursor: str | None, sort_f
     """One keyset page of ``collection``: ``{items, count, limit, next_cursor}``."""
     paging.check_limit(limit)
     size = 2 if sort_field else 1
-    position = paging.decode_cursor(cursor, size) if cursor else None
+    if cursor:
+        # The total was counted once, on the first page; the cursor carries it (a count is a scan).
+        *position, total = paging.decode_cursor(cursor, size + 1)
+    else:
+        position, total = None, db.store.count(collection, flt or None)
     query = paging.and_filters(flt, paging.after(sort_field, descending, id_field, position))
     items = db.store.find(collection, query, projection=projection,
                           sort=paging.order(sort_field, descending, id_field), limit=limit)
-    return {"items": items, "count": db.store.count(collection, flt or None), "limit": limit,
-            "next_cursor": paging.next_cursor(items, limit, sort_field, id_field)}
+    return {"items": items, "count": total, "limit": limit,
+            "next_cursor": paging.next_cursor(items, limit, sort_field, id_field, total)}
 
 
 def _one(db, collection: str, key: str, value: str) -> dict:

@@ -60,13 +60,13 @@ def order(sort_field: str | None, descending: bool, id_field: str) -> list:
     return [*keys, (id_field, 1)]
 
 
-def next_cursor(items: list[dict], limit: int, sort_field: str | None, id_field: str) -> str | None:
-    """The cursor of the next page, or None when this page is the last."""
+def next_cursor(items: list[dict], limit: int, sort_field: str | None, id_field: str, total: int) -> str | None:
+    """The cursor of the next page (the last record's sort values, then ``total``), or None on the last page."""
     if len(items) < limit:
         return None
     last = items[-1]
     values: list[Any] = [last.get(sort_field), last.get(id_field)] if sort_field else [last.get(id_field)]
-    return encode_cursor(values)
+    return encode_cursor([*values, total])
 
 
 def and_filters(*filters: dict | None) -> dict:
