@@ -115,12 +115,19 @@ def _screenshots(folder: str, out: str) -> None:
     def evaluate(loss):
         return {"accuracy": round(1 - loss / 2, 3)}
 
-    with Flowcept(workflow_name="training-run", workflow_args={"epochs": 6}) as fc:
-        features = preprocess(20_000, scale=2)
+    @flowcept_task(output_names="loss")
+    def train(features, epochs):
         loss = None
-        for epoch in range(6):
+        for epoch in range(epochs):
             loss = train_epoch(features, epoch)
-        evaluate(loss)
+        return loss
+
+    @flowcept_task
+    def pipeline(samples, epochs):
+        return evaluate(train(preprocess(samples, scale=2), epochs))
+
+    with Flowcept(workflow_name="training-run", workflow_args={"epochs": 6}) as fc:
+        pipeline(20_000, 6)
         Flowcept.db.insert_or_update_object(b"\x00" * 4096, object_id="model-checkpoint", object_type="ml_model",
                                             task_id=None, control_version=True)
     os.makedirs(out, exist_ok=True)

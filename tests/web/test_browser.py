@@ -95,6 +95,8 @@ def test_pages_show_a_captured_workflow_and_live_tasks(browser_page, tmp_path, m
             assert '"epochs": 4' in used and '"features"' in used
             assert '"weights": 3' in page.locator("#generated pre").inner_text()
             assert page.locator("#task-status").inner_text() == "FINISHED"
+            text = page.locator("main").inner_text()
+            assert "[object" not in text and "null" not in text.split("Record")[0]
             page.wait_for_selector("#lineage .upstream a")
             assert page.locator("#lineage .upstream a").all_inner_texts() == ["pipeline"]
             shot(page, tmp_path, "task")

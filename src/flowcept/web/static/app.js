@@ -27,6 +27,11 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+// Replace the page's content; arrays are flattened and null/undefined parts left out (as el() does).
+function show(...children) {
+  view.replaceChildren(...children.flat(2).filter((c) => c !== null && c !== undefined));
+}
+
 const SVG = "http://www.w3.org/2000/svg";
 function svg(tag, attrs = {}, text) {
   const node = document.createElementNS(SVG, tag);
@@ -53,7 +58,7 @@ async function workflowsPage() {
                   w.name || w.workflow_id)),
     statusCell(w.status), el("td", {}, fmtTime(w.started_at)), el("td", {}, fmtDuration(w.started_at, w.ended_at)),
     el("td", { class: "task-count" }, w.task_count)));
-  view.replaceChildren(el("h1", {}, "Workflows"), el("p", { class: "muted" }, `${page.count} workflows`),
+  show(el("h1", {}, "Workflows"), el("p", { class: "muted" }, `${page.count} workflows`),
     el("table", { id: "workflows" }, el("tr", {}, ...["Name", "Status", "Started (UTC)", "Duration", "Tasks"]
       .map((h) => el("th", {}, h))), rows));
 }
@@ -69,7 +74,7 @@ async function workflowPage(id) {
   const tableBox = el("div", { id: "tasks" });
   const chartBox = el("div", { class: "panel", id: "telemetry" }, el("span", { class: "muted" }, "Loading…"));
   const cardBox = el("div", { id: "card" });
-  view.replaceChildren(
+  show(
     el("h1", { id: "wf-name" }, wf.name || wf.workflow_id),
     el("div", { class: "muted mono" }, wf.workflow_id, wf.campaign_id ? ` · campaign ${wf.campaign_id}` : ""),
     el("div", { class: "cards" },
@@ -205,7 +210,7 @@ async function drawTelemetry(workflowId) {
 
 async function taskPage(id) {
   const t = await api(`/tasks/${encodeURIComponent(id)}`);
-  view.replaceChildren(
+  show(
     el("h1", {}, t.activity_id || t.task_id),
     el("div", { class: "muted mono" }, t.task_id, " · workflow ",
        el("a", { href: `#/workflows/${encodeURIComponent(t.workflow_id)}` }, t.workflow_id)),
@@ -233,7 +238,7 @@ async function taskPage(id) {
 async function objectsPage() {
   const page = await api("/objects?limit=200");
   const size = (n) => (n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MiB` : `${n} B`);
-  view.replaceChildren(el("h1", {}, "Objects"), el("p", { class: "muted" }, `${page.count} objects (latest versions)`),
+  show(el("h1", {}, "Objects"), el("p", { class: "muted" }, `${page.count} objects (latest versions)`),
     el("table", { id: "objects" },
       el("tr", {}, ...["Object", "Type", "Version", "Size", "Updated (UTC)", "Task", ""].map((h) => el("th", {}, h))),
       page.items.map((o) => el("tr", {},
@@ -245,7 +250,7 @@ async function objectsPage() {
 
 async function campaignsPage() {
   const page = await api("/campaigns");
-  view.replaceChildren(el("h1", {}, "Campaigns"), el("table", {},
+  show(el("h1", {}, "Campaigns"), el("table", {},
     el("tr", {}, ...["Campaign", "Workflows", "Started (UTC)"].map((h) => el("th", {}, h))),
     page.items.map((c) => el("tr", {}, el("td", { class: "mono" }, c.campaign_id), el("td", {}, c.workflow_count),
                                 el("td", {}, fmtTime(c.started_at))))));
@@ -253,7 +258,7 @@ async function campaignsPage() {
 
 async function agentsPage() {
   const page = await api("/agents?limit=100");
-  view.replaceChildren(el("h1", {}, "Agents"), el("table", {},
+  show(el("h1", {}, "Agents"), el("table", {},
     el("tr", {}, ...["Name", "Agent id", "Workflow"].map((h) => el("th", {}, h))),
     page.items.map((a) => el("tr", {}, el("td", {}, a.name || ""), el("td", { class: "mono" }, a.agent_id),
       el("td", {}, a.workflow_id ? el("a", { href: `#/workflows/${encodeURIComponent(a.workflow_id)}` }, a.workflow_id) : "")))));
@@ -276,12 +281,12 @@ async function route() {
     const m = hash.match(pattern);
     if (m) {
       try { await page(...m.slice(1).map(decodeURIComponent)); } catch (e) {
-        view.replaceChildren(el("p", { class: "error" }, `Could not load this page: ${e.message}`));
+        show(el("p", { class: "error" }, `Could not load this page: ${e.message}`));
       }
       return;
     }
   }
-  view.replaceChildren(el("p", { class: "error" }, "No such page."));
+  show(el("p", { class: "error" }, "No such page."));
 }
 window.addEventListener("hashchange", route);
 route();
