@@ -8,6 +8,7 @@ documented ``Flowcept.current_workflow_id`` expect.
 
 from __future__ import annotations
 
+import copyreg
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +48,23 @@ class Scope:
 _scope: ContextVar[Scope | None] = ContextVar("flowcept_scope", default=None)
 _parent_task: ContextVar[str | None] = ContextVar("flowcept_parent_task", default=None)
 _suppressed: ContextVar[bool] = ContextVar("flowcept_suppressed", default=False)
+_PICKLED_BY_NAME = ("_scope", "_parent_task", "_suppressed")
+
+
+def _context_var(name: str) -> ContextVar:
+    return globals()[name]
+
+
+def _reduce_context_var(var: ContextVar):
+    # Decorated functions defined in __main__ travel by value (cloudpickle: Dask process workers, Ray...) with
+    # references to these variables: they pickle as references to the receiving process's same variables.
+    for name in _PICKLED_BY_NAME:
+        if globals()[name] is var:
+            return _context_var, (name,)
+    raise TypeError(f"cannot pickle {var!r}")
+
+
+copyreg.pickle(ContextVar, _reduce_context_var)
 # The stack of running scopes, newest last (the fallback for contexts that never entered one), is process state:
 # RUNTIME.running_scopes.
 

@@ -41,10 +41,12 @@ def fixture_publisher():
     client.loop_stop()
 
 
-def use_mqtt(tmp_path, monkeypatch, topic: str, port: int = BROKER[1], qos: int = 1) -> str:
+def use_mqtt(tmp_path, monkeypatch, topic: str, port: int = BROKER[1], qos: int = 1,
+             protocol: str = "mqtt3.1.1") -> str:
     client_id = f"flowcept-test-{uuid.uuid4().hex}"
     settings = {"adapters": {"mq": {"kind": "broker", "host": BROKER[0], "port": port, "queues": [topic + "/#"],
-                                    "qos": qos, "client_id": client_id, "tracked_keys": TRACKED}}}
+                                    "qos": qos, "client_id": client_id, "tracked_keys": TRACKED,
+                                    "protocol": protocol}}}
     write_settings(tmp_path, json.dumps(settings), monkeypatch)
     return client_id
 
@@ -127,11 +129,12 @@ class TestMQTTAdapter:
         assert tasks["m9999"]["used"] == {"i": 9999} and f.report.adapters["mq"]["captured"] == total
 
     @pytest.mark.slow
-    def test_connection_cut_for_five_seconds_loses_nothing(self, tmp_path, monkeypatch, topic, publisher):
+    @pytest.mark.parametrize("protocol", ["mqtt3.1.1", "mqtt5"])
+    def test_connection_cut_for_five_seconds_loses_nothing(self, tmp_path, monkeypatch, topic, publisher, protocol):
         """Messages published at QoS 1 while the adapter's connection is cut arrive after it reconnects."""
         proxy = TcpProxy(BROKER)
         proxy.start()
-        use_mqtt(tmp_path, monkeypatch, topic, port=proxy.port)
+        use_mqtt(tmp_path, monkeypatch, topic, port=proxy.port, protocol=protocol)
         with Flowcept(interceptors=["mq"]) as f:
             adapter = f._adapters[0]
             assert adapter.connected.wait(10)

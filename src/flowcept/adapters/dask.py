@@ -23,8 +23,6 @@ in the executing thread's context.
 
 from __future__ import annotations
 
-import contextvars
-import copyreg
 import logging
 import threading
 import time
@@ -55,22 +53,6 @@ _DRAIN_TIMEOUT = 30.0
 _TERMINAL = {"memory": "FINISHED", "error": "ERROR"}
 _RUNNING_STATES = frozenset({"executing", "long-running"})
 _to_generated = make_output_mapper(None, None)
-
-
-def _context_var(name: str) -> contextvars.ContextVar:
-    return getattr(_ctx, name)
-
-
-def _reduce_context_var(var: contextvars.ContextVar):
-    # Decorated functions defined in __main__ travel to process workers by value (cloudpickle), with their
-    # references to flowcept's context variables: those pickle as references to the same variables.
-    for name in ("_scope", "_parent_task", "_suppressed"):
-        if getattr(_ctx, name) is var:
-            return _context_var, (name,)
-    raise TypeError(f"cannot pickle {var!r}")
-
-
-copyreg.pickle(contextvars.ContextVar, _reduce_context_var)
 
 
 def task_id_of(key: Any) -> str:
