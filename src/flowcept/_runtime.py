@@ -29,6 +29,11 @@ logger = logging.getLogger("flowcept")
 class Runtime:
     """Process state. One instance, :data:`RUNTIME`; tests reset it through :func:`flowcept.testing.reset`."""
 
+    def __reduce__(self):
+        # Decorated functions defined in __main__ travel by value (cloudpickle: Dask process workers) with their
+        # reference to this object: it unpickles as the receiving process's own runtime, never as a copy.
+        return _the_runtime, ()
+
     def __init__(self) -> None:
         # Re-entrant: the SIGTERM handler stops controllers, which takes it, and may run while this thread holds it.
         self.lock = threading.RLock()
@@ -104,6 +109,10 @@ class Runtime:
 
 
 RUNTIME = Runtime()
+
+
+def _the_runtime() -> Runtime:
+    return RUNTIME
 os.register_at_fork(before=RUNTIME.before_fork, after_in_parent=RUNTIME.after_fork_in_parent,
                     after_in_child=RUNTIME.reset_after_fork)
 atexit.register(RUNTIME.close_buffers_at_exit)

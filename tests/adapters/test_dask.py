@@ -141,6 +141,24 @@ class TestDaskAdapter:
         assert parents == {1: futures[0].key, 2: futures[1].key}
         assert all(t["campaign_id"] == f.campaign_id and "adapter_id" not in t for t in inner)
 
+    def test_decorated_function_shipped_by_value(self, client):
+        """A decorated function that is not importable (as in __main__) is pickled by value and still captured."""
+        import cloudpickle
+
+        @flowcept_task(output_names="half")
+        def halve(v):
+            return v / 2
+
+        def run_halve(x):
+            return halve(x)
+
+        assert cloudpickle.loads(cloudpickle.dumps(halve)).__name__ == "halve"
+        with Flowcept(interceptors=["instrumentation", "dask"], dask_client=client) as f:
+            fut = client.submit(run_halve, 8)
+            assert fut.result() == 4
+        (inner,) = Flowcept.db.task_query({"workflow_id": f.workflow_id, "activity_id": "halve"})
+        assert inner["generated"] == {"half": 4.0} and inner["parent_task_id"] == fut.key
+
     def test_get_flowcept_task_inside_a_task(self, client):
         """get_flowcept_task() returns the running Dask task's record."""
         with Flowcept(interceptors=["dask"], dask_client=client):
