@@ -314,3 +314,7 @@ class TestLineage:
         assert tasks["consume"]["generated"] == {"size": 3}
         blob = db.get_blob_object("data")
         assert (blob.task_id, blob.workflow_id) == (tasks["produce"]["task_id"], fc.current_workflow_id)
+        # The lineage queries follow the object from its producer to its consumer.
+        produce_id, consume_id = tasks["produce"]["task_id"], tasks["consume"]["task_id"]
+        assert [t["task_id"] for t in db.downstream(produce_id)] == [consume_id]
+        assert [t["task_id"] for t in db.upstream(consume_id)] == [produce_id]

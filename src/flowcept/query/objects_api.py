@@ -194,7 +194,7 @@ class ObjectsAPI:
                 dest.write(chunk)
         else:
             target = Path(dest)
-            fd, tmp = tempfile.mkstemp(dir=target.parent if str(target.parent) else ".", prefix=f".{target.name}.")
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")  # 0600, renamed once verified
             try:
                 with os.fdopen(fd, "wb") as f:
                     for chunk in self.object_store.iter_content(doc):
