@@ -6,8 +6,9 @@ Each save stores fresh random bytes (so deduplication never skips the work) from
 (256 MiB, streamed); each load reads the latest version back, checksum verified: ``get_blob_object`` (bytes in
 memory) for 1 MiB, ``download_object`` to a file for 256 MiB. Figures are MiB/s, median over the repetitions.
 "bare" is the same data movement without flowcept, in the same run: copy the content into a file with sha256 and
-fsync (save), read it back with sha256 into memory or into a file (load): the floor any checked store pays. PostgreSQL runs in a private
-schema dropped at the end. On a shared 2-core machine the figures are noisy: compare columns of one run.
+fsync (save), read it back with sha256 into memory or into a file (load): the floor any checked store pays.
+PostgreSQL runs in a private schema dropped at the end. On a shared 2-core machine the figures are noisy: compare
+columns of one run.
 """
 
 from __future__ import annotations

@@ -43,7 +43,8 @@ def objects() -> None:
 
 
 @objects.command("list")
-@click.option("-f", "--filter", "filter_", metavar="JSON", help='Mongo-style filter, e.g. \'{"object_type": "ml_model"}\'.')
+@click.option("-f", "--filter", "filter_", metavar="JSON",
+              help='Mongo-style filter, e.g. \'{"object_type": "ml_model"}\'.')
 @click.option("-n", "--limit", type=click.IntRange(min=0), default=0, show_default=True, help="At most N (0: all).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON record per line instead of a table.")
 @click.pass_context
