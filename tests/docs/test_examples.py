@@ -13,6 +13,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 EXPECTED = {
     "quickstart.py": "7 tasks stored",
+    "exports/export_and_report.py": "7 tasks, 3 activities exported to flowcept_exports",
     "spec/context_manager.py": "8",
     "spec/manual_start_stop.py": "Result: 42",
     "spec/custom_args.py": "{'epochs_list': [10, 100], 'learning_rates': [0.1, 0.01, 0.001]}",

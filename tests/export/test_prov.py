@@ -89,3 +89,39 @@ class TestProvExport:
         back = ProvDocument.deserialize(str(path), format="json")
         assert _relations(back, "Communication") == {("task:c-b", "task:c-a")}
         assert {a for a, *_ in _relations(back, "Start")} == {"task:c-a", "task:c-b"}
+
+    def test_object_ids_dependents_and_store_lineage(self, store, tmp_path):
+        """Object ids join tasks even inside different values; dependents link forward once; every edge the
+        store's lineage finds is a wasInformedBy of the export."""
+        from prov.model import ProvDocument
+
+        from flowcept.query.lineage import edges
+
+        store.upsert([
+            {"type": "workflow", "workflow_id": "wf-obj"},
+            {"type": "task", "task_id": "o-a", "workflow_id": "wf-obj", "started_at": 1.0, "ended_at": 2.0,
+             "generated": {"model": {"object_id": "obj-1", "version": 0}}, "dependents": ["o-c"]},
+            {"type": "task", "task_id": "o-b", "workflow_id": "wf-obj", "started_at": 3.0, "ended_at": 4.0,
+             "used": {"m": {"object_id": "obj-1", "version": 2}}},
+            {"type": "task", "task_id": "o-c", "workflow_id": "wf-obj", "started_at": 5.0, "ended_at": 6.0,
+             "dependencies": ["o-a"]},
+        ])
+        path = tmp_path / "obj.json"
+        export_workflow("wf-obj", "prov-json", str(path), store=store)
+        informed = _relations(ProvDocument.deserialize(str(path), format="json"), "Communication")
+        assert informed == {("task:o-b", "task:o-a"), ("task:o-c", "task:o-a")}
+        stored = {(f"task:{dst}", f"task:{src}") for src, dst, kind in edges(store, "wf-obj") if kind != "parent"}
+        assert stored and stored <= informed
+
+    def test_known_workflow_covers_store_lineage(self, known, store, tmp_path):
+        """On the known workflow too, the store's dependency and data edges are all in the export."""
+        from prov.model import ProvDocument
+
+        from flowcept.query.lineage import edges
+
+        wf, _ = known
+        path = tmp_path / "known.json"
+        export_workflow(wf, "prov-json", str(path), store=store)
+        informed = _relations(ProvDocument.deserialize(str(path), format="json"), "Communication")
+        stored = {(f"task:{dst}", f"task:{src}") for src, dst, kind in edges(store, wf) if kind != "parent"}
+        assert stored <= informed

@@ -15,11 +15,11 @@ _FORMATS = ("prov-json", "prov-n", "prov-o", "ro-crate", "openlineage")
 @click.option("-o", "--output", metavar="PATH", help="Output file (a folder, or a .zip, for ro-crate).")
 @click.option("--url", metavar="URL", help="openlineage: also POST every event to this Marquez-compatible endpoint "
                                           "(http://host:port posts to /api/v1/lineage).")
-@click.option("--match-scalars", is_flag=True, help="Plain scalar values shared by two tasks also count as data flow.")
+@click.option("--match-values", is_flag=True, help="Plain scalar values shared by two tasks also count as data flow.")
 @click.option("--license", "license_", metavar="URL", help="ro-crate: license of the crate's content.")
 @click.option("--namespace", default="flowcept", show_default=True, help="openlineage: job and dataset namespace.")
 @click.pass_context
-def export(ctx: click.Context, fmt: str, workflow_id: str, output: str | None, url: str | None, match_scalars: bool,
+def export(ctx: click.Context, fmt: str, workflow_id: str, output: str | None, url: str | None, match_values: bool,
            license_: str | None, namespace: str) -> None:
     """Export one workflow from the configured store.
 
@@ -36,7 +36,7 @@ def export(ctx: click.Context, fmt: str, workflow_id: str, output: str | None, u
         raise ConfigError("no database is enabled: set databases.sqlite.enabled or databases.postgres.enabled",
                           key="databases")
     try:
-        result = export_workflow(workflow_id, fmt, output, store=store, url=url, match_scalars=match_scalars,
+        result = export_workflow(workflow_id, fmt, output, store=store, url=url, match_values=match_values,
                                  license=license_, namespace=namespace)
     finally:
         store.close()

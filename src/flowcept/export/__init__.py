@@ -31,7 +31,7 @@ FORMATS = {
 
 
 def export_workflow(workflow_id: str, format: str, path: str | None, store: Any = None, url: str | None = None,
-                    match_scalars: bool = False, license: str | None = None,
+                    match_values: bool = False, license: str | None = None,
                     namespace: str = "flowcept") -> dict:
     """Export one stored workflow.
 
@@ -42,7 +42,7 @@ def export_workflow(workflow_id: str, format: str, path: str | None, store: Any 
             ``url`` is given.
         store: the store to read; default: the one the settings enable.
         url: ``openlineage`` only: also POST every event to this Marquez-compatible endpoint.
-        match_scalars: plain scalar values shared by two tasks also count as data flow (``wasInformedBy``);
+        match_values: plain scalar values shared by two tasks also count as data flow (``wasInformedBy``);
             containers always do, trivial values (None, booleans, 0, +-1, one-character strings) never.
         license: ``ro-crate`` only: URL of the license of the crate's content.
         namespace: ``openlineage`` only: the job and dataset namespace.
@@ -75,22 +75,22 @@ def export_workflow(workflow_id: str, format: str, path: str | None, store: Any 
         if owns:
             flush_pending()
         source = StoreSource(store, workflow_id=workflow_id)
-        return _write(format, source, path, url, match_scalars, license, namespace)
+        return _write(format, source, path, url, match_values, license, namespace)
     finally:
         if owns:
             store.close()
 
 
-def _write(fmt: str, source, path, url, match_scalars, license, namespace) -> dict:
+def _write(fmt: str, source, path, url, match_values, license, namespace) -> dict:
     try:
         if fmt.startswith("prov-"):
             from flowcept.export.prov import write_prov
 
-            return write_prov(source, path, fmt, match_scalars)
+            return write_prov(source, path, fmt, match_values)
         if fmt == "ro-crate":
             from flowcept.export.ro_crate import write_ro_crate
 
-            return write_ro_crate(source, path, license=license, match_scalars=match_scalars)
+            return write_ro_crate(source, path, license=license, match_values=match_values)
         from flowcept.export.openlineage import write_openlineage
 
         return write_openlineage(source, path, url=url, namespace=namespace)

@@ -145,9 +145,10 @@ class _PageBuilder:
         self._associate(doc, ident, task)
         self._values(doc, ident, task.get("used"), task.get("started_at"), generated=False)
         self._values(doc, ident, task.get("generated"), task.get("ended_at"), generated=True)
-        for upstream, _, kind in direct_edges(task):
-            if kind == "dependency":
-                doc.wasInformedBy(ident, f"task:{_local(upstream)}")
+        for upstream, downstream, kind in direct_edges(task):
+            # Both ends may state one edge (dependencies and dependents): write it once.
+            if kind == "dependency" and self.scratch.first_seen(f"informed:{upstream}>{downstream}"):
+                doc.wasInformedBy(f"task:{_local(downstream)}", f"task:{_local(upstream)}")
         self.scratch.add_flows(task)  # also notes the dependencies, so data flow does not repeat them
 
     def add_data_edges(self, doc) -> int:
@@ -158,10 +159,10 @@ class _PageBuilder:
         return n
 
 
-def prov_documents(source: RecordSource, match_scalars: bool = False) -> Iterator[Any]:
+def prov_documents(source: RecordSource, match_values: bool = False) -> Iterator[Any]:
     """The export as a sequence of small ``prov.model.ProvDocument`` objects: workflows first, then one per page
     of tasks, then the data-flow ``wasInformedBy`` edges. Their union is the whole export."""
-    with ScratchIndex(match_scalars=match_scalars) as scratch:
+    with ScratchIndex(match_values=match_values) as scratch:
         builder = _PageBuilder(scratch)
         doc = _new_document()
         for wf in source.workflows():
@@ -177,10 +178,10 @@ def prov_documents(source: RecordSource, match_scalars: bool = False) -> Iterato
         yield doc
 
 
-def build_prov_document(source: RecordSource, match_scalars: bool = False):
+def build_prov_document(source: RecordSource, match_values: bool = False):
     """The whole export as one in-memory ``ProvDocument`` (for small workflows and for checks)."""
     whole = _new_document()
-    for doc in prov_documents(source, match_scalars):
+    for doc in prov_documents(source, match_values):
         for record in doc.get_records():
             whole.add_record(record)
     return whole
@@ -268,14 +269,14 @@ class _TurtleWriter:
 _WRITERS = {"prov-json": _JsonWriter, "prov-n": _ProvnWriter, "prov-o": _TurtleWriter}
 
 
-def write_prov(source: RecordSource, path: str, fmt: str = "prov-json", match_scalars: bool = False) -> dict:
+def write_prov(source: RecordSource, path: str, fmt: str = "prov-json", match_values: bool = False) -> dict:
     """Write the PROV export of ``source`` to ``path``.
 
     Args:
         source: the records (see :mod:`flowcept.export._source`).
         path: the output file.
         fmt: ``"prov-json"``, ``"prov-n"`` or ``"prov-o"`` (Turtle; needs ``rdflib``, ``prov[rdf]``).
-        match_scalars: plain scalar values shared by two tasks also make ``wasInformedBy`` edges.
+        match_values: plain scalar values shared by two tasks also make ``wasInformedBy`` edges.
 
     Returns:
         ``{"format", "output", "pages"}``.
@@ -283,7 +284,7 @@ def write_prov(source: RecordSource, path: str, fmt: str = "prov-json", match_sc
     writer = _WRITERS[fmt](path)
     pages = 0
     try:
-        for doc in prov_documents(source, match_scalars):
+        for doc in prov_documents(source, match_values):
             writer.add(doc)
             pages += 1
     finally:

@@ -195,7 +195,7 @@ def _media_type(name: str) -> str:
     return {".json": "application/json", ".md": "text/markdown"}.get(os.path.splitext(name)[1], "text/plain")
 
 
-def write_ro_crate(source: RecordSource, path: str, license: str | None = None, match_scalars: bool = False) -> dict:
+def write_ro_crate(source: RecordSource, path: str, license: str | None = None, match_values: bool = False) -> dict:
     """Write the crate of the (one) workflow of ``source`` to the folder ``path`` (or a ``.zip`` file).
 
     Args:
@@ -203,7 +203,7 @@ def write_ro_crate(source: RecordSource, path: str, license: str | None = None, 
         path: output folder (created; files in it are replaced) or a path ending in ``.zip``.
         license: URL of the license of the crate's content (the profile requires one; without it a
             "no license given" entity is written).
-        match_scalars: passed to the PROV export inside the crate.
+        match_values: passed to the PROV export inside the crate.
 
     Returns:
         ``{"format": "ro-crate", "output", "tasks"}``.
@@ -223,7 +223,7 @@ def write_ro_crate(source: RecordSource, path: str, license: str | None = None, 
     try:
         os.makedirs(out_dir, exist_ok=True)
         prov_path = os.path.join(work, "prov.json")
-        write_prov(source, prov_path, "prov-json", match_scalars)
+        write_prov(source, prov_path, "prov-json", match_values)
         card_path = os.path.join(work, "WORKFLOW_CARD.md")
         with open(card_path, "w", encoding="utf-8") as fh:
             fh.write(render_workflow_card(source))
