@@ -1,25 +1,19 @@
-"""Secret-looking values are replaced before anything reaches a report or an exported file description."""
+"""Reports and crate descriptions always redact secret-looking values, by the same rules as capture
+(:mod:`flowcept.redact`, keys ``project.redact_keys`` and ``project.redact_allow``), even where capture redaction
+was turned off: a report is made to be shared."""
 
 from __future__ import annotations
 
-from typing import Any
-
-__all__ = ["redact", "REDACTED", "SECRET_KEY_PARTS"]
-
-REDACTED = "REDACTED"
-#: A key containing one of these (case-insensitive) has its value replaced.
-SECRET_KEY_PARTS = ("password", "passwd", "token", "api_key", "apikey", "secret", "access_key", "credential")
+__all__ = ["redact"]
 
 
-def _is_secret(key: Any) -> bool:
-    lowered = str(key).lower()
-    return any(part in lowered for part in SECRET_KEY_PARTS)
+def redact(record: dict) -> dict:
+    """A copy of a record with the values of secret-looking keys in ``used``, ``generated``, ``custom_metadata``
+    and ``extra_metadata`` replaced by ``"REDACTED"``."""
+    from flowcept.redact import Redactor
+    from flowcept.settings import get_settings
 
-
-def redact(value: Any) -> Any:
-    """A copy of ``value`` where every dict entry whose key looks secret holds ``"REDACTED"`` (at any depth)."""
-    if isinstance(value, dict):
-        return {k: (REDACTED if _is_secret(k) and v is not None else redact(v)) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [redact(v) for v in value]
-    return value
+    project = get_settings().project
+    batch = [dict(record)]
+    Redactor(True, project.redact_keys, project.redact_allow)(batch)
+    return batch[0]
