@@ -187,6 +187,18 @@ class WorkflowObject(_Record):
         "hostname",
     )
 
+    def to_dict(self) -> dict:
+        """The record as a plain dict, with secrets redacted as the store would hold them: ``flowcept_settings``
+        by the settings' rule (password, token, secret, api_key, ...), and ``used`` / ``generated`` /
+        ``custom_metadata`` / ``extra_metadata`` by ``project.redact_keys`` (see :mod:`flowcept.redact`)."""
+        from flowcept.redact import redacted_copy
+        from flowcept.settings import redact_settings_values
+
+        out = super().to_dict()
+        if "flowcept_settings" in out:
+            out["flowcept_settings"] = redact_settings_values(out["flowcept_settings"])
+        return redacted_copy(out)
+
 
 class AgentObject(_Record):
     """An agent record (``type: "agent"``)."""

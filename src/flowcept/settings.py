@@ -500,6 +500,12 @@ def _plain(name: str, value: Any, redact: bool) -> Any:
     return value
 
 
+def redact_settings_values(values: Any) -> Any:
+    """A copy of settings-shaped data (nested dicts and lists) with secret-looking keys' values (password, token,
+    secret, api_key, access_key, passwd, credentials) and URI passwords replaced by ``"REDACTED"``."""
+    return _plain("", values, True)
+
+
 def _is_secret(name: str) -> bool:
     lowered = name.lower()
     return any(part in lowered for part in _SECRET_PARTS)

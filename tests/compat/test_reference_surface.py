@@ -492,3 +492,19 @@ def test_context_task_helpers():
         inner()
     [task] = Flowcept.db.task_query({"activity_id": "inner"})
     assert seen == [task["task_id"]]
+
+
+def test_workflow_object_to_dict_redacts_secrets():
+    from flowcept.commons.flowcept_dataclasses.workflow_object import WorkflowObject
+
+    wf = WorkflowObject(workflow_id="w", name="n", used={"user": "alice", "api_key": "AKIA1", "db": {"password": "p"}},
+                        flowcept_settings={"mq": {"password": "pw", "uri": "redis://u:secretpw@h:6379", "host": "h"},
+                                           "agent": {"api_key": "k", "model": "m"}})
+    out = wf.to_dict()
+    assert out == {"workflow_id": "w", "name": "n", "type": "workflow",
+                   "used": {"user": "alice", "api_key": "REDACTED", "db": {"password": "REDACTED"}},
+                   "flowcept_settings": {"mq": {"password": "REDACTED", "uri": "redis://u:REDACTED@h:6379",
+                                                "host": "h"},
+                                         "agent": {"api_key": "REDACTED", "model": "m"}},
+                   "redacted": 2}
+    assert wf.used["api_key"] == "AKIA1"  # the object itself is not changed
