@@ -22,7 +22,8 @@ PY = sys.executable
 PATHS = {
     "flowcept": ["Flowcept", "flowcept_task", "telemetry_flowcept_task", "lightweight_flowcept_task", "FlowceptTask",
                  "FlowceptLoop", "FlowceptLightweightLoop", "flowcept_torch", "WorkflowObject", "TaskObject",
-                 "AgentObject", "SETTINGS_PATH", "__version__"],
+                 "AgentObject", "BlobObject", "FlowceptDaskWorkerAdapter", "SETTINGS_PATH", "__version__"],
+    "flowcept.flowceptor.adapters.dask.dask_plugins": ["FlowceptDaskWorkerAdapter", "get_flowcept_task"],
     "flowcept.instrumentation.flowcept_loop": ["FlowceptLoop", "FlowceptLightweightLoop"],
     "flowcept.instrumentation.loop": ["FlowceptLoop", "FlowceptLightweightLoop"],
     "flowcept.instrumentation.task_capture": ["FlowceptTask"],
@@ -508,3 +509,25 @@ def test_workflow_object_to_dict_redacts_secrets():
                                          "agent": {"api_key": "REDACTED", "model": "m"}},
                    "redacted": 2}
     assert wf.used["api_key"] == "AKIA1"  # the object itself is not changed
+
+
+def test_generate_report_from_the_store_and_the_buffer_file(tmp_path):
+    from flowcept import Flowcept, flowcept_task
+
+    @flowcept_task
+    def step(x):
+        return x
+
+    with Flowcept(workflow_name="carded") as fc:
+        step(1)
+        step(2)
+    stats = Flowcept.generate_report(workflow_id=fc.workflow_id)
+    assert (stats["report_type"], stats["format"], stats["input_mode"], stats["tasks"], stats["status_counts"]) == (
+        "workflow_card", "markdown", "db", 2, {"FINISHED": 2})
+    assert stats["markdown"].startswith("# Workflow Card: carded")
+    out = tmp_path / "card.md"
+    stats = Flowcept.generate_report(input_jsonl_path="flowcept_buffer.jsonl", output_path=str(out))
+    assert (stats["input_mode"], stats["tasks"], stats["output"]) == ("jsonl", 2, str(out))
+    assert out.read_text().startswith("# Workflow Card: carded")
+    with pytest.raises(ValueError):
+        Flowcept.generate_report(workflow_id=fc.workflow_id, input_jsonl_path="flowcept_buffer.jsonl")
