@@ -84,26 +84,20 @@ def _install_security(app: FastAPI, token: str | None) -> None:
         return response
 
 
+#: Exceptions and the HTTP status they become (the first match in this order wins); the body is ``{detail}``.
+_ERROR_STATUS: tuple[tuple[type[BaseException], int], ...] = (
+    (QueryError, 400), (ObjectNotFoundError, 404), (ValueError, 400), (NotImplementedError, 501),
+    (FlowceptError, 503),
+)
+
+
 def _install_errors(app: FastAPI) -> None:
-    @app.exception_handler(QueryError)
-    async def bad_query(request: Request, exc: QueryError):
-        return JSONResponse({"detail": str(exc)}, status_code=400)
+    async def as_json(request: Request, exc: BaseException):
+        status = next(code for kind, code in _ERROR_STATUS if isinstance(exc, kind))
+        return JSONResponse({"detail": str(exc)}, status_code=status)
 
-    @app.exception_handler(ValueError)
-    async def bad_value(request: Request, exc: ValueError):
-        return JSONResponse({"detail": str(exc)}, status_code=400)
-
-    @app.exception_handler(ObjectNotFoundError)
-    async def not_found(request: Request, exc: ObjectNotFoundError):
-        return JSONResponse({"detail": str(exc)}, status_code=404)
-
-    @app.exception_handler(NotImplementedError)
-    async def not_available(request: Request, exc: NotImplementedError):
-        return JSONResponse({"detail": str(exc)}, status_code=501)
-
-    @app.exception_handler(FlowceptError)
-    async def store_failed(request: Request, exc: FlowceptError):
-        return JSONResponse({"detail": str(exc)}, status_code=503)
+    for kind, _ in _ERROR_STATUS:
+        app.add_exception_handler(kind, as_json)
 
 
 def _db(request: Request):
