@@ -196,3 +196,17 @@ def test_redis_and_postgres_run_redacts_and_keeps_files_private(fc_env, tmp_path
     finally:
         proxy.cut()
         cleanup_stream(stream)
+
+
+def test_settings_init_and_status_make_private_paths(tmp_path, wide_umask):
+    """`flowcept settings init` writes its file 0600 (it may hold passwords) and `flowcept status` makes the store's
+    folder 0700, under umask 000."""
+    from click.testing import CliRunner
+
+    from flowcept.cli import app
+
+    target = tmp_path / "conf" / "settings.yaml"
+    assert CliRunner().invoke(app, ["settings", "init", "--path", str(target)]).exit_code == 0
+    assert _mode(target) == 0o600 and _mode(target.parent) == 0o700
+    CliRunner().invoke(app, ["status"])
+    assert _mode(Path(sqlite_path()).parent) == 0o700
