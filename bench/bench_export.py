@@ -2,6 +2,8 @@
 
 Run: PYTHONPATH=src python bench/bench_export.py [--tasks N] [--formats prov-json,openlineage,...] [--pg-dsn DSN]
 
+Formats: bare, prov-json, prov-n, prov-o, ro-crate, openlineage, and the reports card, pdf, html.
+
 One workflow of N tasks is written to a fresh SQLite file (or a private PostgreSQL schema with ``--pg-dsn``):
 five activities, inputs and outputs with list values, each task using what the previous one generated (a data-flow
 chain the exporter must find), every tenth task a child of the one before. Each export then runs in its own
@@ -40,6 +42,11 @@ if fmt == "bare":
                 fh.write(orjson.dumps(task) + b"\n")
                 n += 1
     result = {{"tasks": n}}
+elif fmt in ("card", "pdf", "html"):
+    from flowcept.report import generate_report
+    kind_ = "workflow_card" if fmt == "card" else "provenance_report"
+    stats = generate_report(kind_, "markdown" if fmt == "card" else fmt, output_path=out, workflow_id=wf, store=store)
+    result = {{"tasks": stats["tasks"]}}
 else:
     from flowcept.export import export_workflow
     result = export_workflow(wf, fmt, out, store=store)

@@ -428,9 +428,9 @@ class Flowcept(FlowceptObjects, metaclass=_FlowceptMeta):
     read_messages_file = read_buffer_file
 
     @staticmethod
-    def generate_report(report_type: str = "workflow_card", format: str = "markdown", output_path: str | None = None,
-                        input_jsonl_path: str | None = None, records: Any = None, workflow_id: str | None = None,
-                        campaign_id: str | None = None, print_markdown: bool = False) -> dict:
+    def generate_report(report_type: str = "workflow_card", format: str = "markdown", print_markdown: bool = False,
+                        output_path: str | None = None, input_jsonl_path: str | None = None, records: Any = None,
+                        workflow_id: str | None = None, campaign_id: str | None = None) -> dict:
         """Write a workflow card (markdown) or a provenance report (PDF or HTML); see
         :func:`flowcept.report.generate_report` for the arguments and the returned stats."""
         from flowcept.report import generate_report

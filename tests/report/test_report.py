@@ -80,6 +80,20 @@ class TestWorkflowCard:
         assert by_records["markdown"] == by_file["markdown"] == (tmp_path / "card.md").read_text()
         assert by_campaign.replace("Campaign Card: 1 workflows", "Workflow Card: card_wf") == by_records["markdown"]
 
+    def test_default_input_is_the_buffer_file(self, backend, capsys):
+        """With no input the configured JSONL buffer file is read; print_markdown prints the card."""
+        from flowcept import flowcept_task
+
+        @flowcept_task
+        def step(x):
+            return x + 1
+
+        with Flowcept(workflow_name="buffered"):
+            step(step(1))
+        stats = Flowcept.generate_report(print_markdown=True)
+        assert (stats["input_mode"], stats["tasks"], stats["activities"]) == ("jsonl", 2, 1)
+        assert "Workflow Card: buffered" in capsys.readouterr().out
+
     def test_input_modes_and_kinds(self, known):
         """Two input modes, or an unknown report/format pair, are ValueErrors; an unknown id names it."""
         wf, records = known

@@ -35,9 +35,9 @@ def report(ctx: click.Context, report_type: str | None, fmt: str, output: str | 
 
         store = open_store(settings_of(ctx))
     try:
-        result = generate_report(report_type, fmt, output or REPORT_KINDS[(report_type, fmt)],
-                                 input_jsonl_path=input_path, workflow_id=workflow_id, campaign_id=campaign_id,
-                                 print_markdown=print_markdown, store=store)
+        result = generate_report(report_type, fmt, print_markdown=print_markdown,
+                                 output_path=output or REPORT_KINDS[(report_type, fmt)], input_jsonl_path=input_path,
+                                 workflow_id=workflow_id, campaign_id=campaign_id, store=store)
     except ValueError as exc:
         from flowcept.errors import FlowceptError
 

@@ -91,11 +91,11 @@ def _open_source(input_jsonl_path, records, workflow_id, campaign_id, store=None
     return RecordsSource(loaded), "jsonl", skipped, None
 
 
-def generate_report(report_type: str = "workflow_card", format: str = "markdown", output_path: str | None = None,
-                    input_jsonl_path: str | None = None, records: Iterable[Mapping] | None = None,
-                    workflow_id: str | None = None, campaign_id: str | None = None,
-                    print_markdown: bool = False, *, store: Any = None) -> dict:
-    """Write a report of a run and return what it contained.
+def generate_report(report_type: str = "workflow_card", format: str = "markdown", print_markdown: bool = False,
+                    output_path: str | None = None, input_jsonl_path: str | None = None,
+                    records: Iterable[Mapping] | None = None, workflow_id: str | None = None,
+                    campaign_id: str | None = None, *, store: Any = None) -> dict:
+    """Write a report of a run and return what it contained (parameters in the reference's order).
 
     Args:
         report_type: ``"workflow_card"`` (format ``"markdown"``) or ``"provenance_report"`` (``"pdf"`` or

@@ -62,10 +62,16 @@ def draw_matplotlib(plot: Plot):
     if plot.kind == "gantt":
         lanes = _lanes(plot)
         index = {lane: i for i, lane in enumerate(lanes)}
+        # One collection per (status, lane): thousands of bars draw as a few artists, not one patch each.
+        labelled: set = set()
         for status in dict.fromkeys(st for *_, st, _ in plot.bars):
-            rows = [b for b in plot.bars if b[3] == status]
-            ax.barh([index[b[2]] for b in rows], [b[1] for b in rows], left=[b[0] for b in rows], height=0.6,
-                    color=_STATUS_COLORS.get(status, _OTHER_COLOR), label=status)
+            color = _STATUS_COLORS.get(status, _OTHER_COLOR)
+            for lane in lanes:
+                spans = [(b[0], b[1]) for b in plot.bars if b[3] == status and b[2] == lane]
+                if spans:
+                    ax.broken_barh(spans, (index[lane] - 0.3, 0.6), facecolors=color,
+                                   label=None if status in labelled else status)
+                    labelled.add(status)
         ax.set_yticks(range(len(lanes)), labels=lanes)
         ax.legend(loc="lower right", fontsize=7)
     elif plot.kind == "bars":
