@@ -60,6 +60,7 @@ class Runtime:
         self.capture_warnings = 0
         self.error_logged_at: dict[str, float] = {}
         self.dict_classes: set[type] = {argparse.Namespace}  # captured through __dict__ (register_dict_class)
+        self.max_snapshot_items = 10_000  # instrumentation.max_snapshot_items of the latest controller started
         # Query API and host.
         self.db: Any = None  # the DBAPI behind Flowcept.db
         self.db_lock = threading.Lock()
@@ -173,6 +174,7 @@ def acquire_buffer(settings, workflow_id: str | None):
 
     rt = RUNTIME
     with rt.lock:
+        rt.max_snapshot_items = settings.instrumentation.max_snapshot_items
         if rt.buffer is None:
             redactor = Redactor.from_settings(settings.project)  # a bad pattern fails before any file is made
             sinks, dump_path = make_sinks(settings, workflow_id)

@@ -23,7 +23,7 @@ import orjson
 
 from flowcept._internal_errors import report_internal_error
 from flowcept._runtime import RUNTIME
-from flowcept.serialize import dumps
+from flowcept.serialize import dumps_array
 
 logger = logging.getLogger("flowcept")
 
@@ -126,7 +126,7 @@ def encode_batch(records: list) -> EncodedBatch:
         if none_id in map(id, record.values()):
             records[i] = record = {k: v for k, v in record.items() if v is not None}
         has_data = has_data or "data" in record
-    return EncodedBatch(dumps(records), len(records), has_data)
+    return EncodedBatch(dumps_array(records), len(records), has_data)
 
 
 #: The body of :meth:`BatchBuffer.emit` as source, for the capture wrappers generated in

@@ -6,19 +6,34 @@ Rules for values JSON cannot hold (the documented ``replace_non_json_serializabl
 lists; bytes become base64 text; numpy scalars and arrays become numbers and lists; anything else becomes the string
 ``<ClassName>_instance_id_<id>``. Inputs and outputs are snapshotted when captured (:func:`snapshot`), so later
 changes by the user's program do not alter what was recorded.
+
+Hostile input is kept as data, never silently lost, and each case counts a capture warning
+(:func:`flowcept._internal_errors.capture_warning_count`):
+
+* **Keys that collide once converted to strings**: string keys keep their names; a non-string key becomes its
+  text (``1`` -> ``"1"``, ``True`` -> ``"true"``, ``None`` -> ``"null"``), and when that text is taken the value is
+  stored under ``"<text> (<type>)"`` instead: ``{1: "int", "1": "str"}`` -> ``{"1": "str", "1 (int)": "int"}``.
+* **NaN and infinities** (JSON has none) are stored as the strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"``.
+* **Large containers**: a list, tuple, set or dict with more than ``instrumentation.max_snapshot_items`` items is
+  not copied; it is stored as ``{"type": <class name>, "length": <items>, "head": <its first 10 items>}``.
 """
 
 from __future__ import annotations
 
 import base64
+from itertools import islice
 from typing import Any
 
 import orjson
 
-from flowcept._internal_errors import report_internal_error
+from flowcept._internal_errors import report_capture_warning, report_internal_error
 from flowcept._runtime import RUNTIME
 
-_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+# No OPT_NON_STR_KEYS: a dict with other keys makes orjson refuse the record, which then takes the slow path
+# (_walk), where colliding keys keep both values.
+_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
+NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+SUMMARY_HEAD = 10  # items kept in the summary of an oversized container
 
 
 def register_dict_class(cls: type) -> type:
@@ -38,13 +53,15 @@ def _default(obj: Any) -> Any:
         fn = getattr(cls, method, None)
         if fn is not None and callable(fn):
             try:
-                return fn(obj)
+                converted = fn(obj)
             except Exception as exc:  # noqa: BLE001 - a user's to_dict must not break capture
                 report_internal_error(f"{cls.__name__}.{method}()", exc)
                 return placeholder(obj)
+            # Converted on the flusher, never snapshotted: its keys and floats follow the rules here.
+            return _walk(converted)
     dict_classes = RUNTIME.dict_classes
     if cls in dict_classes or any(issubclass(cls, c) for c in dict_classes):
-        return dict(vars(obj))
+        return _walk(dict(vars(obj)))
     if isinstance(obj, (set, frozenset)):
         return list(obj)
     if isinstance(obj, (bytes, bytearray, memoryview)):
@@ -57,8 +74,34 @@ def _default(obj: Any) -> Any:
     return placeholder(obj)
 
 
-IMMUTABLE_TYPES = _IMMUTABLE = frozenset({int, float, str, bool, type(None), bytes, complex})
+#: Types captured as they are, without a snapshot. Floats are not among them: NaN and infinities are encoded.
+IMMUTABLE_TYPES = _IMMUTABLE = frozenset({int, str, bool, type(None), bytes, complex})
 ARRAY_INLINE_MAX = 1000  # arrays and tensors up to this many elements are stored as lists; larger ones summarized
+
+
+def snapshot_expression(name: str) -> str:
+    """Source of the expression generated wrappers use for the captured value of the local ``name`` (needs the
+    globals ``_fc_immutable`` = :data:`IMMUTABLE_TYPES` and ``_fc_snapshot`` = :func:`snapshot`): what
+    :func:`snapshot` gives, with its common cases (immutable values, finite floats) inline."""
+    return (f"{name} if type({name}) in _fc_immutable or (type({name}) is float and {name} - {name} == 0.0) "
+            f"else _fc_snapshot({name})")
+
+
+def non_finite(value: float) -> str:
+    """The stored form of a NaN or infinite float (counted as a capture warning)."""
+    report_capture_warning("a float value", "NaN or infinity stored as the string 'NaN', 'Infinity' or '-Infinity'")
+    return NON_FINITE[repr(value)]
+
+
+def _summary(value: Any) -> dict:
+    """The stored form of a container over ``instrumentation.max_snapshot_items`` (counted as a capture warning)."""
+    report_capture_warning("a large container", f"a {type(value).__name__} of {len(value)} items stored as a summary "
+                           f"(over instrumentation.max_snapshot_items = {RUNTIME.max_snapshot_items})")
+    if type(value) is dict:
+        head: Any = {k: _snapshot(v) for k, v in islice(value.items(), SUMMARY_HEAD)}
+    else:
+        head = [_snapshot(v) for v in islice(value, SUMMARY_HEAD)]
+    return {"type": type(value).__name__, "length": len(value), "head": head}
 
 
 def snapshot(value: Any) -> Any:
@@ -77,9 +120,15 @@ def _snapshot(value: Any) -> Any:
     cls = type(value)
     if cls in _IMMUTABLE:
         return value
+    if cls is float:
+        return value if value - value == 0.0 else non_finite(value)
     if cls is dict:
+        if len(value) > RUNTIME.max_snapshot_items:
+            return _summary(value)
         return {k: _snapshot(v) for k, v in value.items()}
     if cls is list or cls is tuple or cls is set or cls is frozenset:
+        if len(value) > RUNTIME.max_snapshot_items:
+            return _summary(value)
         return [_snapshot(v) for v in value]
     if hasattr(value, "dtype") and hasattr(value, "shape"):
         return _array_snapshot(value)
@@ -104,10 +153,12 @@ def _array_snapshot(array: Any) -> Any:
                 return array.detach().clone()
             return {"type": type(array).__name__, "shape": list(array.shape), "dtype": str(array.dtype)}
         if tuple(array.shape) == ():
-            return array.item()
+            return _snapshot(array.item())
         size = array.size if isinstance(array.size, int) else array.numel()
         if size <= ARRAY_INLINE_MAX:
-            return array.tolist()
+            values = array.tolist()
+            # Float arrays may hold NaN or infinities: one pass over at most ARRAY_INLINE_MAX values.
+            return _snapshot(values) if "float" in str(array.dtype) else values
         return {"type": type(array).__name__, "shape": list(array.shape), "dtype": str(array.dtype)}
     except Exception:  # noqa: BLE001 - an exotic array type: keep a stand-in rather than fail the capture
         return placeholder(array)
@@ -121,21 +172,63 @@ def dumps(value: Any) -> bytes:
         return orjson.dumps(_walk(value), default=_default, option=_OPTIONS)
 
 
+def dumps_array(records: list) -> bytes:
+    """``records`` as one JSON array: one encoder call, or, when a record needs the slow path (non-string keys,
+    huge integers), record by record so only those records take it."""
+    try:
+        return orjson.dumps(records, default=_default, option=_OPTIONS)
+    except (TypeError, orjson.JSONEncodeError):
+        return b"[" + b",".join(dumps(record) for record in records) + b"]"
+
 
 def sanitize(value: Any) -> Any:
     """A JSON-clean copy of ``value`` (dicts with string keys, lists, str, numbers, bools, None)."""
     return orjson.loads(dumps(value))
 
 
+def key_text(key: Any) -> str:
+    """The string a non-string dict key is stored under (before collisions are resolved)."""
+    if key is None or isinstance(key, bool):
+        return "null" if key is None else ("true" if key else "false")
+    if isinstance(key, float) and key - key != 0.0:
+        return NON_FINITE[repr(key)]
+    return str(key)
+
+
+def string_keys(d: dict) -> dict:
+    """``d`` with string keys only; a converted key whose text is taken keeps its value under ``"<text> (<type>)"``
+    (counted as a capture warning)."""
+    out = {k: v for k, v in d.items() if type(k) is str}
+    if len(out) == len(d):
+        return out
+    for k, v in d.items():
+        if type(k) is str:
+            continue
+        text = key_text(k)
+        if text in out:
+            base = text = f"{text} ({type(k).__name__})"
+            n = 2
+            while text in out:
+                text = f"{base} #{n}"
+                n += 1
+            report_capture_warning("dict keys", f"key {k!r} collided with another once made a string; stored "
+                                   f"as {text!r}")
+        out[text] = v
+    return out
+
+
 def _walk(value: Any) -> Any:
-    # Slow path for what orjson refuses outright: integers beyond 64 bits, deeply nested or cyclic data.
+    # Slow path for what orjson refuses outright (non-string keys, integers beyond 64 bits, deeply nested or cyclic
+    # data) and for values converted on the flusher (to_dict() results), whose floats were never snapshotted.
     if isinstance(value, dict):
-        return {str(k): _walk(v) for k, v in value.items()}
+        return {k: _walk(v) for k, v in string_keys(value).items()}
     if isinstance(value, (list, tuple)):
         return [_walk(v) for v in value]
     if isinstance(value, int) and not isinstance(value, bool) and not -(2 ** 63) <= value < 2 ** 64:
         return str(value)
-    if value is None or isinstance(value, (str, int, float, bool)):
+    if isinstance(value, float):
+        return value if value - value == 0.0 else non_finite(value)
+    if value is None or isinstance(value, (str, int, bool)):
         return value
     try:
         return orjson.loads(orjson.dumps(value, default=_default, option=_OPTIONS))

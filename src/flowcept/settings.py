@@ -201,6 +201,9 @@ class InstrumentationSettings:
     """``instrumentation``: decorators, loops, explicit tasks and torch."""
 
     enabled: bool = _key(True, "Master switch for every capture method.", env="INSTRUMENTATION_ENABLED")
+    max_snapshot_items: int = _key(10_000, "Containers (list, tuple, set, dict) captured with more items than this "
+                                   "are stored as a summary {type, length, head} instead of copied on the "
+                                   "caller's thread (counted as a capture warning).", min=1)
     torch: TorchInstrumentationSettings = _section(TorchInstrumentationSettings, "PyTorch module capture.")
 
 

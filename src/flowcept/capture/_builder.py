@@ -28,7 +28,7 @@ from flowcept.capture._binding import make_binder, make_output_mapper
 from flowcept.capture._codegen import GENERIC, generate, signature_fields
 from flowcept.ids import NEW_ID_INLINE
 from flowcept.redact import OPTIONS_KEY as REDACT_OPTIONS_KEY, options_for
-from flowcept.serialize import IMMUTABLE_TYPES, snapshot, snapshot_values
+from flowcept.serialize import IMMUTABLE_TYPES, snapshot, snapshot_expression, snapshot_values
 
 logger = logging.getLogger("flowcept")
 
@@ -95,7 +95,7 @@ class TaskSpec:
     # ---- inputs: taken before the call, in every path ---------------------------------------------------------
     def input_expression(self, name: str) -> str:
         """Source of the expression giving the snapshotted value of parameter ``name`` (generated fast path)."""
-        return f"{name} if type({name}) in _fc_immutable else _fc_snapshot({name})"
+        return snapshot_expression(name)
 
     def inputs(self, args: tuple, kwargs: dict) -> dict:
         """The snapshotted ``used`` dict of one call (generic path: any signature, ``args_handler``)."""
@@ -210,8 +210,7 @@ _TEMPLATE = """
     _fc_task["status"] = "FINISHED"  #@full
     if _fc_result is not None:
         if _fc_single_key is not None and type(_fc_result) is not dict:
-            _fc_task["generated"] = {{_fc_single_key: _fc_result if type(_fc_result) in _fc_immutable
-                                     else _fc_snapshot(_fc_result)}}
+            _fc_task["generated"] = {{_fc_single_key: {result_value}}}
         else:
             _fc_spec.outputs(_fc_task, _fc_result)
     if _fc_sampler is not None:  #@full
@@ -257,6 +256,7 @@ def _source(spec: TaskSpec, fields: dict[str, str], simple: bool) -> tuple[str, 
         "async_": "async " if spec.is_async else "",
         "await_": "await " if spec.is_async else "",
         "new_id": NEW_ID_INLINE,
+        "result_value": snapshot_expression("_fc_result"),
         "fields": ", ".join(record),
         "sampler": "_fc_scope.telemetry" if spec.capture_telemetry is None else "_fc_spec.sampler(_fc_scope)",
         # BatchBuffer.emit's body, from buffer.py: one call less per record.

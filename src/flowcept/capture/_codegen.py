@@ -14,17 +14,15 @@ from __future__ import annotations
 import inspect
 from typing import Any, Callable
 
+from flowcept.serialize import snapshot_expression
+
 _PREFIX = "_fc_"
 # Builtins the templates call: a parameter with one of these names would shadow it inside the wrapper.
 _TEMPLATE_BUILTINS = frozenset({"type", "str", "next", "len", "dict", "BaseException"})
 _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 
 
-def _snapshot_expression(name: str) -> str:
-    return f"{name} if type({name}) in _fc_immutable else _fc_snapshot({name})"
-
-
-def signature_fields(func: Callable | None, value_of: Callable[[str], str] = _snapshot_expression
+def signature_fields(func: Callable | None, value_of: Callable[[str], str] = snapshot_expression
                      ) -> tuple[dict[str, str], dict[str, Any]]:
     """Template fields for ``func`` (None: the generic form) and the defaults they refer to.
 

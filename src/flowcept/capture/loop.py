@@ -11,7 +11,6 @@ Capture is decided when iteration starts (``iter(loop)``): no running Flowcept, 
 
 from __future__ import annotations
 
-import gc
 import logging
 import time
 from collections.abc import Iterable, Iterator, Sized
@@ -24,7 +23,7 @@ from flowcept.capture._codegen import compile_function
 from flowcept._runtime import hostname
 from flowcept.capture._builder import telemetry_sampler
 from flowcept.ids import new_id
-from flowcept.serialize import IMMUTABLE_TYPES, snapshot, snapshot_values
+from flowcept.serialize import IMMUTABLE_TYPES, snapshot, snapshot_expression, snapshot_values
 
 logger = logging.getLogger("flowcept")
 
@@ -160,14 +159,14 @@ class FlowceptLoop:
 # this generator, compiled once at import.
 _ITERATIONS_SOURCE = """
 def _fc_iterations(loop, scope, items, buffer, static, id_prefix, outer, sampler, hook, item_name):
-    clock, parent_set, immutable, snapshot = _fc_clock, _fc_parent_set, _fc_immutable, _fc_snapshot
+    clock, parent_set = _fc_clock, _fc_parent_set
     rec = None
     try:
         for i, item in enumerate(items):
             tid = id_prefix + str(i)
             rec = loop._current = {
                 **static, "task_id": tid,
-                "used": {"i": i, item_name: item if type(item) in immutable else snapshot(item)},
+                "used": {"i": i, item_name: @ITEM@},
                 "started_at": clock(),
             }
             parent_set(tid)
@@ -189,7 +188,7 @@ def _fc_iterations(loop, scope, items, buffer, static, id_prefix, outer, sampler
             rec["status"] = "FINISHED"
             rec["custom_metadata"] = {"interrupted": True}
             _fc_deliver(scope, [rec])
-""".replace("@EMIT@", emit_inline("buffer", "rec", " " * 12))
+""".replace("@EMIT@", emit_inline("buffer", "rec", " " * 12)).replace("@ITEM@", snapshot_expression("item"))
 
 
 def _end_telemetry(rec: dict, sampler) -> None:
@@ -249,79 +248,91 @@ class FlowceptLightweightLoop(FlowceptLoop):
         return self._capture(scope)
 
     def _capture(self, scope) -> Iterator:
+        # Records are built and queued every CHUNK iterations (and when the loop ends or is left), so memory stays
+        # bounded whatever the loop's length: the buffer's backpressure paces a loop that outruns the store.
         self.group_id = new_id()
         parent = self.parent_task_id or _parent_var.get()
         items = self._items
-        generated: dict = {}
         hook = self._on_iteration if type(self)._on_iteration is not FlowceptLoop._on_iteration else None
+        generated: dict = {}  # loop index -> end_iter dict, for the chunk running now
+        chunk = CHUNK
         complete = False
-        seen = None
         if hook is None and type(items) in _INDEXABLE:
-            # Fast path: the C list/tuple/range iterator runs the loop; its length hint tells how far it got, and
-            # the items are read back by index at the end.
-            it = iter(items)
+            # Fast path: the C list/tuple/range iterator runs each chunk; its length hint tells how far it got,
+            # and the chunk's items are read back at its end.
             total = len(items)
-            hint = it.__length_hint__
+            start, size, part, hint = 0, 0, (), None
 
             def position() -> int:
-                return total - hint() - 1
+                return start + size - hint() - 1
 
             def end_iter(g: dict) -> None:
                 # A copy: a dict reused across iterations must not end up in every record as its last state.
-                generated[total - hint() - 1] = g.copy()
+                generated[start + size - hint() - 1] = g.copy()
 
             self._position, self.end_iter = position, end_iter
             try:
-                yield from it
+                while start < total:
+                    part = items[start:start + chunk]
+                    size = len(part)
+                    it = iter(part)
+                    hint = it.__length_hint__
+                    yield from it
+                    self._publish(scope, part, start, generated, parent, True)
+                    start += size
+                    hint = None
                 complete = True
             finally:
-                done = total - hint()
                 self._stop_run()
-                if done:
-                    self._publish(scope, items[:done], generated, parent, complete)
+                ran = size - hint() if hint is not None else 0
+                if ran:
+                    self._publish(scope, part[:ran], start, generated, parent, False)
             return
-        seen = []
+        seen: list = []
+        offset = 0
         push = seen.append
 
         def position() -> int:
-            return len(seen) - 1
+            return offset + len(seen) - 1
 
         def end_iter(g: dict) -> None:
-            generated[len(seen) - 1] = g.copy()
+            generated[offset + len(seen) - 1] = g.copy()
 
         self._position, self.end_iter = position, end_iter
+        group = self.group_id
         try:
-            if hook is None:
-                for item in items:
-                    push(item)
-                    yield item
-            else:
-                group = self.group_id
-                for item in items:
-                    hook(f"{group}_{len(seen)}")
-                    push(item)
-                    yield item
+            for item in items:
+                if len(seen) >= chunk:
+                    self._publish(scope, seen, offset, generated, parent, True)
+                    offset += len(seen)
+                    seen.clear()
+                if hook is not None:
+                    hook(f"{group}_{offset + len(seen)}")
+                push(item)
+                yield item
             complete = True
         finally:
             self._stop_run()
             if seen:
-                self._publish(scope, seen, generated, parent, complete)
+                self._publish(scope, seen, offset, generated, parent, complete)
 
     def _stop_run(self) -> None:
         self._position = None
         self.__dict__.pop("end_iter", None)
 
-    def _publish(self, scope, seen, generated: dict, parent: str | None, complete: bool) -> None:
+    def _publish(self, scope, items, offset: int, generated: dict, parent: str | None, complete: bool) -> None:
+        """Queue the records of ``items``, the iterations from ``offset`` on; their ``generated`` dicts are used."""
         try:
-            records = self._records(scope, seen, generated, parent)
+            records = self._records(scope, items, offset, generated, parent)
             if not complete:
                 records[-1]["custom_metadata"] = {"interrupted": True}
         except Exception as exc:  # noqa: BLE001
             report_internal_error("building loop records", exc)
         else:
             _deliver(scope, records)
+        generated.clear()
 
-    def _records(self, scope, seen, generated: dict, parent: str | None) -> list:
+    def _records(self, scope, items, offset: int, generated: dict, parent: str | None) -> list:
         base = {"type": "task", "workflow_id": self.workflow_id or scope.workflow_id, "campaign_id": scope.campaign_id,
                 "activity_id": f"{self.loop_name}_iteration", "group_id": self.group_id, "subtype": "iteration",
                 "status": "FINISHED"}
@@ -331,22 +342,22 @@ class FlowceptLightweightLoop(FlowceptLoop):
         item_name = self.item_name
         get = generated.get
         copy = base.copy
+        immutable = IMMUTABLE_TYPES
         records: list = []
         add = records.append
-        # Building many small dicts triggers repeated collections that find nothing (these dicts hold no cycles).
-        gc_was_on = gc.isenabled()
-        gc.disable()
-        try:
-            for i, item in enumerate(seen):
-                rec = copy()
-                rec["task_id"] = prefix + str(i)
-                rec["used"] = {"i": i, item_name: item}
-                rec["generated"] = get(i)
-                add(rec)
-        finally:
-            if gc_was_on:
-                gc.enable()
+        # Items and end_iter dicts are snapshotted here, once per chunk (floats checked for NaN and infinities).
+        for i, item in enumerate(items, offset):
+            rec = copy()
+            rec["task_id"] = prefix + str(i)
+            rec["used"] = {"i": i, item_name: item if type(item) in immutable or (
+                type(item) is float and item - item == 0.0) else snapshot(item)}
+            g = get(i)
+            if g is not None:
+                rec["generated"] = snapshot_values(g)
+            add(rec)
         return records
 
 
+#: Iterations of a FlowceptLightweightLoop whose records are built and queued at once.
+CHUNK = 4096
 _INDEXABLE = (list, tuple, range)
