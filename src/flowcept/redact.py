@@ -367,19 +367,22 @@ def _redact(value: Any, rules: Rules) -> tuple[Any, int]:
     if cls in _SCALARS:
         return value, 0
     if cls is dict:
-        if rules.safe.issuperset(value) and _SCALARS.issuperset(map(type, value.values())):
+        safe = rules.safe
+        if safe.issuperset(value) and _SCALARS.issuperset(map(type, value.values())):
             return value, 0
         out = None
         count = 0
         for key, item in value.items():
-            if rules.is_secret(key):
-                if item is None or (type(item) is str and item == REDACTED):
+            if key in safe or not rules.is_secret(key):
+                if type(item) in _SCALARS:
                     continue
-                new, n = REDACTED, 1
-            else:
                 new, n = _redact(item, rules)
                 if new is item:
                     continue
+            else:
+                if item is None or (type(item) is str and item == REDACTED):
+                    continue
+                new, n = REDACTED, 1
             if out is None:
                 out = dict(value)
             out[key] = new
