@@ -30,6 +30,7 @@ A matching key's whole value (a nested dict or list included) becomes ``"REDACTE
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import re
 from itertools import chain, compress, repeat
@@ -324,9 +325,19 @@ _COMMON = frozenset({"used", "generated"})
 _MAX_LEVELS = 256
 
 
-def _opaque(cls: type) -> bool:
-    """Arrays and tensors (values with ``dtype`` and ``shape``): data without keys, nothing to look into."""
-    return hasattr(cls, "dtype") and hasattr(cls, "shape")
+def _keyless(cls: type) -> bool:
+    """Whether the encoder turns instances of ``cls`` into something without keys: arrays and tensors (``dtype``
+    and ``shape``) and objects it stores as their placeholder string (no ``to_dict()``, not a dataclass, not a
+    registered class, not a container subclass). Those need no look inside."""
+    if hasattr(cls, "dtype") and hasattr(cls, "shape"):
+        return True
+    if issubclass(cls, (dict, list, tuple, set, frozenset)) or dataclasses.is_dataclass(cls):
+        return False
+    if callable(getattr(cls, "to_flowcept_dict", None)) or callable(getattr(cls, "to_dict", None)):
+        return False
+    from flowcept._runtime import RUNTIME
+
+    return not any(issubclass(cls, registered) for registered in RUNTIME.dict_classes)
 
 
 def _clean(records: list, rules: Rules) -> bool:
@@ -346,7 +357,7 @@ def _clean(records: list, rules: Rules) -> bool:
                 break
             if _SCALARS.issuperset(types):
                 break
-            if not _CONTAINERS.issuperset(types) and not all(map(_opaque, set(types) - _CONTAINERS)):
+            if not _CONTAINERS.issuperset(types) and not all(map(_keyless, set(types) - _CONTAINERS)):
                 return False
             dicts.extend(compress(values, map(_DICT.__contains__, types)))
             values = list(chain.from_iterable(compress(values, map(_SEQUENCES.__contains__, types))))
@@ -399,7 +410,7 @@ def _redact(value: Any, rules: Rules) -> tuple[Any, int]:
                 out_list[j] = new
                 count += n
         return (out_list, count) if out_list is not None else (value, 0)
-    if _opaque(cls):
+    if _keyless(cls):
         return value, 0
     # An object (dataclass, to_dict(), Namespace, a dict subclass...): its keys appear only when it is encoded, so
     # convert it as the encoder would (once: the converted form replaces it) and look inside.

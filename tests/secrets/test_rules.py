@@ -96,6 +96,30 @@ class TestRedactor:
         assert records[0]["redacted"] == 3
         assert original["db"]["password"] == "p" and original["items"][0]["token"] == "t"  # caller's data intact
 
+    def test_objects_without_keys_are_not_converted(self):
+        """Objects the encoder stores as placeholders (a model, a client) leave the batch as it was; an object of a
+        registered dict class, or with to_dict(), is looked into."""
+        from flowcept import register_dict_class
+
+        class Model:
+            pass
+
+        class Client:
+            def __init__(self):
+                self.token = "t"
+
+        class Conf:
+            def to_dict(self):
+                return {"api_key": "k"}
+
+        model = Model()
+        records = [{"type": "task", "used": {"model": model, "n": 1}}]
+        assert Redactor(True, REDACT_KEYS)(records) == 0 and records[0]["used"]["model"] is model
+        register_dict_class(Client)
+        records = [{"type": "task", "used": {"client": Client(), "conf": Conf()}}]
+        assert Redactor(True, REDACT_KEYS)(records) == 2
+        assert records[0]["used"] == {"client": {"token": REDACTED}, "conf": {"api_key": REDACTED}}
+
     def test_null_values_and_clean_batches_are_left_alone(self):
         """A null secret stays null (nothing counted); a batch without secrets is returned unchanged."""
         records = [{"type": "task", "used": {"api_key": None, "x": 1}}, {"type": "task", "used": {"y": [1, 2]}}]
