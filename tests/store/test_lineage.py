@@ -7,6 +7,7 @@ import pytest
 
 from flowcept.errors import QueryError
 from flowcept.query.lineage import downstream, edges, tasks_recursive, upstream
+from flowcept.store.lineage import LINKS_VERSION
 
 
 def T(task_id, wf="w", **fields):
@@ -232,18 +233,35 @@ def test_links_built_for_a_store_written_before_them(store, tmp_path, request):
         from flowcept.store.sqlite import SqliteStore
 
         conn = store._conn()
-        for trigger in ("insert", "update", "delete"):
-            conn.execute(f"DROP TRIGGER tasks_links_{trigger}")
+        conn.execute(f"DROP TRIGGER tasks_links_v{LINKS_VERSION}_delete")
         conn.execute("DROP TABLE task_links")
         again = SqliteStore(store.path)
     else:
         from flowcept.store.postgres import PostgresStore
 
         conn = store._conn()
-        conn.execute("DROP FUNCTION flowcept_task_links_v1_insert() CASCADE")
+        conn.execute(f"DROP FUNCTION flowcept_task_links_v{LINKS_VERSION}_delete() CASCADE")
         conn.execute("DELETE FROM task_links")
         again = PostgresStore(store.dsn)
     try:
         assert list(edges(again, "w")) == [("a", "b", "data"), ("a", "b", "dependency")]
     finally:
         again.close()
+
+
+def test_object_versions(store):
+    """Objects saved per version link a user of version 2 to its saver only; a reference without a version links
+    to every saver; the saver-side hash links exactly too."""
+    def saved(v, sha):
+        return {f"object:model": {"object_id": "model", "version": v, "data_sha256": sha}}
+
+    store.upsert([T("save0", started_at=1.0, generated=saved(0, "s0")),
+                  T("save1", started_at=2.0, generated=saved(1, "s1")),
+                  T("save2", started_at=3.0, generated=saved(2, "s2")),
+                  T("load1", started_at=4.0, used={"object:model": {"object_id": "model", "version": 1}}),
+                  T("byhash", started_at=4.0, used={"m": {"data_sha256": "s2"}}),
+                  T("anyver", started_at=5.0, used={"model": {"object_id": "model"}})])
+    assert ids(upstream(store, "load1")) == ["save1"]
+    assert ids(upstream(store, "byhash")) == ["save2"]
+    assert ids(upstream(store, "anyver")) == ["save0", "save1", "save2"]
+    assert ids(downstream(store, "save1")) == ["load1", "anyver"]

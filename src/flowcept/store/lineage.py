@@ -1,12 +1,13 @@
-"""Lineage in the store: the ``task_links`` table its triggers keep, and the recursive SQL that walks it.
+"""Lineage in the store: the ``task_links`` table the upserts keep, and the recursive SQL that walks it.
 
 ::
 
-    tasks (id, doc) ──trigger on insert/update/delete──▶ task_links (task_id, kind, value, at)
-                                                           kind  'dep'        value = an upstream task id
-                                                                 'dependent'  value = a downstream task id
-                                                                 'used'       value = 'o:<object_id>' | 'h:<sha256>'
-                                                                 'generated'  value = the same tokens
+    upsert of a batch ──(its bytes hold "dependen / "object_id" / sha256")──▶ refresh the links of its task ids
+    delete of tasks ──trigger──▶ their links go            task_links (task_id, kind, value, at)
+                                                            kind  'dep'        value = an upstream task id
+                                                                  'dependent'  value = a downstream task id
+                                                                  'used'       value = 'o:<object_id>[#<version>]'
+                                                                  'generated'         | 'h:<sha256>'
     edges, src ──▶ dst:
         parent      doc.parent_task_id ──▶ task     (read from the parent_task_id expression index, no link row)
         dependency  each of doc.dependencies ──▶ task, task ──▶ each of doc.dependents
@@ -14,31 +15,57 @@
                     after the user (both start times known); a task never links to itself
         value       (only when asked) the same for plain non-trivial scalars of one workflow, via a temp table
 
-Only tasks whose JSON text holds ``"dependen``, ``"object_id"`` or ``sha256"`` get link rows (on SQLite a cheap
-``instr`` test decides before any JSON is walked), so capture of plain tasks pays nearly nothing.
+Links are derived from the stored (merged) record, in the upsert's transaction, and only for batches whose bytes
+hold a marker: capture of plain tasks pays one bytes search per batch. (Row triggers on ``tasks`` would cost every
+record: SQLite then copies each ``INSERT ... SELECT`` through a temporary table.) ``at`` is the task's
+``started_at`` when its links were last refreshed.
 The queries here are SQL text per dialect (``"sqlite"`` or ``"postgres"``); :mod:`flowcept.query.lineage` runs them
 through the store's ``run_sql``.
 """
 
 from __future__ import annotations
 
-__all__ = ["LINK_KEYS", "schema_statements", "walk_sql", "edges_sql", "values_steps"]
+__all__ = ["LINK_KEYS", "LINK_MARKERS", "has_link_markers", "schema_statements", "refresh_statements",
+           "walk_sql", "edges_sql", "values_steps"]
 
 #: Keys under ``used``/``generated`` (at any depth) whose string values identify data: token prefix per key.
 LINK_KEYS = {"object_id": "o:", "sha256": "h:", "data_sha256": "h:"}
+#: Bytes one of which a record's JSON holds when it can have links (keys as the encoder writes them).
+LINK_MARKERS = (b'"dependen', b'"object_id"', b'sha256"')
+
+
+def has_link_markers(encoded: bytes | str) -> bool:
+    """Whether any record of this JSON text may have links (then the upsert refreshes the links of its tasks)."""
+    if isinstance(encoded, str):
+        return any(m.decode() in encoded for m in LINK_MARKERS)
+    return any(m in encoded for m in LINK_MARKERS)
 
 # ------------------------------------------------------------------------------------------------ SQLite schema
 
 _SQLITE_MARKERS = "(instr({d}, '\"dependen') OR instr({d}, '\"object_id\"') OR instr({d}, 'sha256\"'))"
 
-# (kind, json function, path, extra condition, value expression) of each link source.
+# (kind, FROM, condition, value) of each link source. The first condition of each is a cheap test on the text that
+# does not depend on the JSON walk, so SQLite checks it once before walking. An object id with an integer
+# ``version`` beside it is versioned: a user links to that version only, a generator gives both tokens (so a user
+# naming the object without a version links to every version): generated rows are walked once and paired with
+# n = 0 (plain token) and n = 1 (versioned token).
+_SQLITE_VERSION = "json_extract({d}, j.path || '.version')"
+_SQLITE_VERSIONED = "json_type({d}, j.path || '.version') = 'integer'"
+_DATA_KEYS = "j.key IN ('object_id', 'sha256', 'data_sha256')"
+_HAS_DATA = "(instr({d}, '\"object_id\"') OR instr({d}, 'sha256\"'))"
 _SQLITE_SOURCES = (
-    ("dep", "json_each", "$.dependencies", "", "j.value"),
-    ("dependent", "json_each", "$.dependents", "", "j.value"),
-    ("used", "json_tree", "$.used", " AND j.key IN ('object_id', 'sha256', 'data_sha256')",
-     "CASE j.key WHEN 'object_id' THEN 'o:' ELSE 'h:' END || j.value"),
-    ("generated", "json_tree", "$.generated", " AND j.key IN ('object_id', 'sha256', 'data_sha256')",
-     "CASE j.key WHEN 'object_id' THEN 'o:' ELSE 'h:' END || j.value"),
+    ("dep", "json_each({d}, '$.dependencies') AS j", "instr({d}, '\"dependencies\"') AND j.type = 'text'",
+     "j.value"),
+    ("dependent", "json_each({d}, '$.dependents') AS j", "instr({d}, '\"dependents\"') AND j.type = 'text'",
+     "j.value"),
+    ("used", "json_tree({d}, '$.used') AS j", f"{_HAS_DATA} AND j.type = 'text' AND {_DATA_KEYS}",
+     f"CASE j.key WHEN 'object_id' THEN 'o:' || j.value || CASE WHEN {_SQLITE_VERSIONED} THEN '#' || "
+     f"{_SQLITE_VERSION} ELSE '' END ELSE 'h:' || j.value END"),
+    ("generated", "json_tree({d}, '$.generated') AS j CROSS JOIN (SELECT 0 AS n UNION ALL SELECT 1) AS c",
+     f"{_HAS_DATA} AND j.type = 'text' AND {_DATA_KEYS} AND (c.n = 0 OR (j.key = 'object_id' AND "
+     f"{_SQLITE_VERSIONED}))",
+     f"CASE j.key WHEN 'object_id' THEN 'o:' || j.value || CASE c.n WHEN 1 THEN '#' || {_SQLITE_VERSION} ELSE '' "
+     f"END ELSE 'h:' || j.value END"),
 )
 
 _SQLITE_AT = "CASE WHEN json_type({d}, '$.started_at') IN ('integer', 'real') THEN json_extract({d}, '$.started_at') END"
@@ -46,31 +73,50 @@ _SQLITE_AT = "CASE WHEN json_type({d}, '$.started_at') IN ('integer', 'real') TH
 
 def _sqlite_insert_links(id_expr: str, doc: str, source: str = "") -> str:
     """One INSERT of the link rows of ``doc`` (SQLite has no LATERAL: table-valued functions join instead)."""
-    selects = [f"SELECT DISTINCT {id_expr}, '{kind}', {value}, {_SQLITE_AT.format(d=doc)} FROM {source}{fn}({doc}, "
-               f"'{path}') AS j WHERE j.type = 'text'{extra}" for kind, fn, path, extra, value in _SQLITE_SOURCES]
+    selects = [f"SELECT {id_expr}, '{kind}', {value.format(d=doc)}, {_SQLITE_AT.format(d=doc)} FROM "
+               f"{source}{frm.format(d=doc)} WHERE {cond.format(d=doc)}" for kind, frm, cond, value in _SQLITE_SOURCES]
     return "INSERT INTO task_links (task_id, kind, value, at) " + " UNION ALL ".join(selects)
 
+
+#: Bump when the link rules change: a store without this version's trigger drops the old ones and rebuilds its links.
+LINKS_VERSION = 3
+_OLD_TRIGGERS = ("tasks_links_insert", "tasks_links_update", "tasks_links_delete") + tuple(
+    f"tasks_links_v{v}_{op}" for v in range(2, LINKS_VERSION) for op in ("insert", "update", "delete"))
+_V = f"tasks_links_v{LINKS_VERSION}"
+#: Trigger whose presence (``sqlite_master``) tells a SQLite file already has the current link rules.
+SQLITE_READY_TRIGGER = f"{_V}_delete"
 
 _SQLITE_SCHEMA = (
     "CREATE TABLE IF NOT EXISTS task_links (task_id TEXT NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL, at REAL)",
     "CREATE INDEX IF NOT EXISTS task_links_task ON task_links (task_id, kind)",
     "CREATE INDEX IF NOT EXISTS task_links_value ON task_links (value, kind)",
-    f"""CREATE TRIGGER IF NOT EXISTS tasks_links_insert AFTER INSERT ON tasks
-        WHEN {_SQLITE_MARKERS.format(d='NEW.doc')}
-        BEGIN {_sqlite_insert_links('NEW.id', 'NEW.doc')}; END""",
-    f"""CREATE TRIGGER IF NOT EXISTS tasks_links_update AFTER UPDATE OF doc ON tasks
-        WHEN {_SQLITE_MARKERS.format(d='NEW.doc')} OR {_SQLITE_MARKERS.format(d='OLD.doc')}
-        BEGIN DELETE FROM task_links WHERE task_id = OLD.id; {_sqlite_insert_links('NEW.id', 'NEW.doc')}; END""",
-    f"""CREATE TRIGGER IF NOT EXISTS tasks_links_delete AFTER DELETE ON tasks
+    *(f"DROP TRIGGER IF EXISTS {name}" for name in _OLD_TRIGGERS),
+    f"""CREATE TRIGGER IF NOT EXISTS {_V}_delete AFTER DELETE ON tasks
         WHEN {_SQLITE_MARKERS.format(d='OLD.doc')}
         BEGIN DELETE FROM task_links WHERE task_id = OLD.id; END""",
+    "DELETE FROM task_links",
+    _sqlite_insert_links("t.id", "t.doc", source="tasks AS t, "),
 )
-_SQLITE_BACKFILL = _sqlite_insert_links("t.id", "t.doc", source="tasks AS t, ")
+
+# The task ids whose links a batch refreshes: from the batch's records (a JSON array, the encoded path) or from a
+# JSON array of ids (the Python path, where records may lack "type").
+_SQLITE_IDS = {
+    "records": (f"SELECT json_extract(value, '$.task_id') FROM json_each(?) WHERE json_extract(value, '$.type') = "
+                f"'task' AND {_SQLITE_MARKERS.format(d='value')}"),
+    "ids": "SELECT value FROM json_each(?)",
+}
+
+
+def _sqlite_refresh(source: str) -> tuple[str, ...]:
+    ids = _SQLITE_IDS[source]
+    insert = _sqlite_insert_links("t.id", "t.doc", source="ids JOIN tasks AS t ON t.id = ids.id, ")
+    return (f"DELETE FROM task_links WHERE task_id IN ({ids})",
+            f"WITH ids(id) AS MATERIALIZED ({ids}) {insert}")
+
 
 # ------------------------------------------------------------------------------------------------ PostgreSQL schema
 
-# Statement-level triggers with transition tables: one set-based INSERT per upsert statement, not one per row.
-# (Formatted twice, hence the quadrupled braces of the jsonb path '{}'.)
+# The link rows of each task ``{d}`` (formatted twice, hence the quadrupled braces of the jsonb path '{}').
 _PG_LINKS_OF = """
     SELECT 'dep' AS kind, e #>> '{{{{}}}}' AS value FROM jsonb_array_elements(CASE jsonb_typeof({d} -> 'dependencies')
         WHEN 'array' THEN {d} -> 'dependencies' WHEN 'string' THEN jsonb_build_array({d} -> 'dependencies')
@@ -78,11 +124,20 @@ _PG_LINKS_OF = """
     UNION SELECT 'dependent', e #>> '{{{{}}}}' FROM jsonb_array_elements(CASE jsonb_typeof({d} -> 'dependents')
         WHEN 'array' THEN {d} -> 'dependents' WHEN 'string' THEN jsonb_build_array({d} -> 'dependents')
         ELSE '[]'::jsonb END) AS e WHERE jsonb_typeof(e) = 'string'
-    UNION SELECT r.role, k.prefix || (v #>> '{{{{}}}}')
+    UNION SELECT r.role, 'o:' || (c ->> 'object_id') || CASE WHEN r.role = 'used' AND {versioned} THEN '#' ||
+            (c ->> 'version') ELSE '' END
         FROM (VALUES ('used'), ('generated')) AS r(role),
-             (VALUES ('object_id', 'o:'), ('sha256', 'h:'), ('data_sha256', 'h:')) AS k(key, prefix),
+             jsonb_path_query({d} -> r.role, 'lax $.** ? (@.object_id.type() == "string")') AS c
+        WHERE jsonb_typeof(c) = 'object' AND jsonb_typeof({d} -> r.role) IN ('object', 'array')
+    UNION SELECT 'generated', 'o:' || (c ->> 'object_id') || '#' || (c ->> 'version')
+        FROM jsonb_path_query({d} -> 'generated', 'lax $.** ? (@.object_id.type() == "string")') AS c
+        WHERE jsonb_typeof(c) = 'object' AND {versioned} AND jsonb_typeof({d} -> 'generated') IN ('object', 'array')
+    UNION SELECT r.role, 'h:' || (v #>> '{{{{}}}}')
+        FROM (VALUES ('used'), ('generated')) AS r(role), (VALUES ('sha256'), ('data_sha256')) AS k(key),
              jsonb_path_query({d} -> r.role, ('lax $.**.' || k.key || ' ? (@.type() == "string")')::jsonpath) AS v
         WHERE jsonb_typeof({d} -> r.role) IN ('object', 'array')"""
+_PG_LINKS_OF = _PG_LINKS_OF.replace("{versioned}", "(jsonb_typeof(c -> 'version') = 'number' AND "
+                                    "(c ->> 'version') ~ '^-?[0-9]+$')")
 
 _PG_AT = "CASE WHEN jsonb_typeof({d} -> 'started_at') = 'number' THEN ({d} ->> 'started_at')::float8 END"
 
@@ -90,31 +145,19 @@ _PG_INSERT_LINKS = (f"INSERT INTO task_links (task_id, kind, value, at) SELECT n
                     f"{_PG_AT.format(d='n.doc')} FROM {{rows}} AS n CROSS JOIN LATERAL "
                     f"({_PG_LINKS_OF.format(d='n.doc')}) AS l")
 
-#: Bump when the link rules change: a store whose schema lacks this function rebuilds its links.
-_PG_VERSIONED = "flowcept_task_links_v1"
+_PG_VERSIONED = f"flowcept_task_links_v{LINKS_VERSION}"
 
 _PG_SCHEMA = (
     "CREATE TABLE IF NOT EXISTS task_links (task_id TEXT NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL, "
     "at DOUBLE PRECISION)",
     "CREATE INDEX IF NOT EXISTS task_links_task ON task_links (task_id, kind)",
     "CREATE INDEX IF NOT EXISTS task_links_value ON task_links (value, kind)",
-    f"""CREATE OR REPLACE FUNCTION {_PG_VERSIONED}_insert() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN {_PG_INSERT_LINKS.format(rows='new_rows')}; RETURN NULL; END $$""",
-    f"""CREATE OR REPLACE FUNCTION {_PG_VERSIONED}_update() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN
-      DELETE FROM task_links WHERE task_id IN (SELECT id FROM old_rows);
-      {_PG_INSERT_LINKS.format(rows='new_rows')};
-      RETURN NULL;
-    END $$""",
+    # A statement-level trigger with a transition table: one set-based DELETE per delete statement.
     f"""CREATE OR REPLACE FUNCTION {_PG_VERSIONED}_delete() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN DELETE FROM task_links WHERE task_id IN (SELECT id FROM old_rows); RETURN NULL; END $$""",
     "DROP TRIGGER IF EXISTS tasks_links_insert ON tasks",
     "DROP TRIGGER IF EXISTS tasks_links_update ON tasks",
     "DROP TRIGGER IF EXISTS tasks_links_delete ON tasks",
-    f"""CREATE TRIGGER tasks_links_insert AFTER INSERT ON tasks REFERENCING NEW TABLE AS new_rows
-        FOR EACH STATEMENT EXECUTE FUNCTION {_PG_VERSIONED}_insert()""",
-    f"""CREATE TRIGGER tasks_links_update AFTER UPDATE ON tasks REFERENCING OLD TABLE AS old_rows
-        NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION {_PG_VERSIONED}_update()""",
     f"""CREATE TRIGGER tasks_links_delete AFTER DELETE ON tasks REFERENCING OLD TABLE AS old_rows
         FOR EACH STATEMENT EXECUTE FUNCTION {_PG_VERSIONED}_delete()""",
     "DELETE FROM task_links",
@@ -122,15 +165,33 @@ _PG_SCHEMA = (
 )
 
 #: Name whose presence (``to_regprocedure``) tells a PostgreSQL schema already has the current link rules.
-PG_READY_FUNCTION = f"{_PG_VERSIONED}_insert()"
+PG_READY_FUNCTION = f"{_PG_VERSIONED}_delete()"
+
+_PG_IDS = {
+    # json (not jsonb): a lexer pass, and j::text is the element's own text, as the encoder wrote it.
+    "records": ("SELECT DISTINCT j ->> 'task_id' FROM json_array_elements(%s::json) AS a(j) WHERE j ->> 'type' = "
+                "'task' AND (strpos(j::text, '\"dependen') > 0 OR strpos(j::text, '\"object_id\"') > 0 OR "
+                "strpos(j::text, 'sha256\"') > 0)"),
+    "ids": "SELECT jsonb_array_elements_text(%s::jsonb)",
+}
 
 
-def schema_statements(dialect: str, fresh: bool = True) -> tuple[str, ...]:
-    """DDL creating ``task_links`` and its triggers; with ``fresh`` (the table is new) also filling it from the
-    stored tasks (SQLite; the PostgreSQL statements always rebuild it, they run only when the rules changed)."""
-    if dialect == "sqlite":
-        return _SQLITE_SCHEMA + ((_SQLITE_BACKFILL,) if fresh else ())
-    return _PG_SCHEMA
+def _pg_refresh(source: str) -> tuple[str, ...]:
+    insert = _PG_INSERT_LINKS.format(rows="(SELECT t.* FROM tasks AS t WHERE t.id IN (SELECT id FROM ids))")
+    return (f"WITH ids(id) AS MATERIALIZED ({_PG_IDS[source]}), "
+            f"gone AS (DELETE FROM task_links WHERE task_id IN (SELECT id FROM ids)) {insert}",)
+
+
+def refresh_statements(dialect: str, source: str) -> tuple[str, ...]:
+    """Statements re-deriving the links of the tasks a batch wrote, run after the upsert in its transaction; each
+    takes one parameter: the batch's JSON array of records (``source="records"``) or of task ids (``"ids"``)."""
+    return _sqlite_refresh(source) if dialect == "sqlite" else _pg_refresh(source)
+
+
+def schema_statements(dialect: str) -> tuple[str, ...]:
+    """DDL creating ``task_links`` and this version's delete trigger and rebuilding the links from the stored tasks;
+    run it (in one transaction) when :data:`SQLITE_READY_TRIGGER` / :data:`PG_READY_FUNCTION` is missing."""
+    return _SQLITE_SCHEMA if dialect == "sqlite" else _PG_SCHEMA
 
 
 # ------------------------------------------------------------------------------------------------ recursive walks

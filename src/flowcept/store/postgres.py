@@ -28,6 +28,7 @@ from flowcept.records import KIND_OF_COLLECTION
 from flowcept.store import COLLECTIONS, group_by_collection
 from flowcept.store._filters import (SCALAR_FIELDS, PostgresDialect, check_collection, check_limit, compile_aggregate, compile_filter, compile_find, decode_docs, keyset_pages)
 from flowcept.store.lineage import PG_READY_FUNCTION as LINKS_READY
+from flowcept.store.lineage import has_link_markers, refresh_statements
 from flowcept.store.lineage import schema_statements as lineage_schema
 
 try:
@@ -129,6 +130,9 @@ _ENCODED_UPSERTS = tuple((f'"{_KIND[table]}"'.encode(), _encoded_upsert_sql(tabl
 _UPSERTS = {table: _upsert_sql(table) for table in COLLECTIONS}
 # Errors caused by the query itself (a bad regular expression, one too complex to run): QueryError, not StoreError.
 _QUERY_SQLSTATES = frozenset({"2201B", "54001", "2201X", "2201W"})
+# Re-derive the links of the tasks a batch wrote (flowcept.store.lineage), in the upsert's transaction.
+_REFRESH_FROM_RECORDS = refresh_statements("postgres", "records")
+_REFRESH_FROM_IDS = refresh_statements("postgres", "ids")
 #: After a batch with repeated ids, this many batches go straight to the grouped statements.
 _GROUPED_BATCHES = 8
 
@@ -358,7 +362,12 @@ class PostgresStore:
 
         def work(conn) -> int:
             with conn.transaction():
-                return sum(conn.execute(_UPSERTS[table], (array,)).rowcount for table, array in arrays.items())
+                written = sum(conn.execute(_UPSERTS[table], (array,)).rowcount for table, array in arrays.items())
+                if "tasks" in arrays and has_link_markers(arrays["tasks"]):
+                    ids = _dumps([str(r["task_id"]) for r in by_collection["tasks"]])
+                    for stmt in _REFRESH_FROM_IDS:
+                        conn.execute(stmt, (ids,))
+                return written
 
         try:
             return self._run("upsert", work)
@@ -381,21 +390,14 @@ class PostgresStore:
         if not kinds:
             return 0
         array = raw.decode()
+        linked = has_link_markers(raw)
 
         def work(conn) -> int:
             with conn.transaction():
-                if self._grouped_batches > 0:
-                    self._grouped_batches -= 1
-                    return sum(conn.execute(grouped, (array,)).rowcount for _, grouped in kinds)
-                written = 0
-                for fast, grouped in kinds:
-                    try:
-                        with conn.transaction():  # a savepoint: a refused fast statement leaves no trace
-                            written += conn.execute(fast, (array,)).rowcount
-                    except psycopg.errors.CardinalityViolation:
-                        # Some id occurs twice in the batch: merge those records in order first.
-                        self._grouped_batches = _GROUPED_BATCHES
-                        written += conn.execute(grouped, (array,)).rowcount
+                written = self._upsert_kinds(conn, kinds, array)
+                if linked:
+                    for stmt in _REFRESH_FROM_RECORDS:
+                        conn.execute(stmt, (array,))
                 return written
 
         try:
@@ -405,6 +407,21 @@ class PostgresStore:
                 raise
             array = _dumps(_strip_nul(batch.docs))
             return self._run("upsert", work)
+
+    def _upsert_kinds(self, conn, kinds, array: str) -> int:
+        if self._grouped_batches > 0:
+            self._grouped_batches -= 1
+            return sum(conn.execute(grouped, (array,)).rowcount for _, grouped in kinds)
+        written = 0
+        for fast, grouped in kinds:
+            try:
+                with conn.transaction():  # a savepoint: a refused fast statement leaves no trace
+                    written += conn.execute(fast, (array,)).rowcount
+            except psycopg.errors.CardinalityViolation:
+                # Some id occurs twice in the batch: merge those records in order first.
+                self._grouped_batches = _GROUPED_BATCHES
+                written += conn.execute(grouped, (array,)).rowcount
+        return written
 
     def delete(self, collection: str, filter: Mapping) -> int:
         """Delete matching records; ``{}`` deletes all. Returns the count deleted."""

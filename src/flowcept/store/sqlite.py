@@ -27,6 +27,8 @@ from flowcept.records import KINDS
 from flowcept.store import COLLECTIONS, group_by_collection
 from flowcept.store._filters import (SQLITE, check_collection, check_limit, compile_aggregate, compile_filter,
                                      compile_find, decode_docs, keyset_pages)
+from flowcept.store.lineage import SQLITE_READY_TRIGGER as LINKS_READY
+from flowcept.store.lineage import has_link_markers, refresh_statements
 from flowcept.store.lineage import schema_statements as lineage_schema
 
 __all__ = ["SqliteStore"]
@@ -83,6 +85,11 @@ def _merge_json(old: str, new: str) -> str:
 
 _ENCODED_UPSERTS = tuple((re.compile(rb'"type"\s*:\s*"' + kind.encode() + rb'"'), _encoded_upsert(table, kind, id_key))
                          for kind, (table, id_key) in KINDS.items())
+
+
+# Re-derive the links of the tasks a batch wrote (flowcept.store.lineage), in the upsert's transaction.
+_REFRESH_FROM_RECORDS = refresh_statements("sqlite", "records")
+_REFRESH_FROM_IDS = refresh_statements("sqlite", "ids")
 
 
 def _retry_locked(step, deadline_secs: float = BUSY_TIMEOUT_MS / 1000):
@@ -208,9 +215,9 @@ class SqliteStore:
         try:
             for stmt in statements:
                 conn.execute(stmt)
-            fresh = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'task_links'").fetchone() is None
-            for stmt in lineage_schema("sqlite", fresh):  # links for lineage; filled from stored tasks once
-                conn.execute(stmt)
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (LINKS_READY,)).fetchone() is None:
+                for stmt in lineage_schema("sqlite"):  # links for lineage, (re)built from the stored tasks
+                    conn.execute(stmt)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -250,8 +257,12 @@ class SqliteStore:
         array = batch.array()
         with self._write_transaction() as conn:
             # Each statement scans the whole array: skip kinds the batch cannot contain.
-            return sum(conn.execute(stmt, (array,)).rowcount for marker, stmt in _ENCODED_UPSERTS
-                       if marker.search(array))
+            written = sum(conn.execute(stmt, (array,)).rowcount for marker, stmt in _ENCODED_UPSERTS
+                          if marker.search(array))
+            if has_link_markers(array):
+                for stmt in _REFRESH_FROM_RECORDS:
+                    conn.execute(stmt, (array,))
+            return written
 
     @contextlib.contextmanager
     def _write_transaction(self) -> Iterator[sqlite3.Connection]:
@@ -284,6 +295,11 @@ class SqliteStore:
             rows.append((rid, _dumps(record)))
         conn.executemany(f"INSERT INTO {table} (id, doc) VALUES (?, ?) "
                          f"ON CONFLICT(id) DO UPDATE SET doc = excluded.doc", rows)
+        if table == "tasks":
+            linked = [rid for rid, text in rows if has_link_markers(text)]
+            if linked:
+                for stmt in _REFRESH_FROM_IDS:
+                    conn.execute(stmt, (_dumps(linked),))
         return len(rows)
 
     def delete(self, collection: str, filter: Mapping) -> int:
