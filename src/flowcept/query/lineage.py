@@ -138,14 +138,17 @@ def tasks_recursive(store, workflow_id: str, max_depth: int = 999, mapping: Mapp
     name, ph, doc = _dialect(store)
     if name == "sqlite":
         wf, parent = "json_extract({t}.doc, '$.\"workflow_id\"')", "json_extract({t}.doc, '$.\"parent_task_id\"')"
+        plus = "+"  # SQLite's unary plus drops affinity and index use: see below
     else:
-        wf, parent = "({t}.doc ->> 'workflow_id')", "({t}.doc ->> 'parent_task_id')"
+        wf, parent, plus = "({t}.doc ->> 'workflow_id')", "({t}.doc ->> 'parent_task_id')", ""
     order, oparams = compile_order_by([("started_at", 1)], store.dialect, tiebreak="t.id")
+    # Children are found by the parent_task_id index: on SQLite, +tree.id drops the TEXT affinity that would keep
+    # the index off, and + before the workflow test keeps the planner from scanning a whole workflow per tree row.
     sql = (f"WITH RECURSIVE tree(id, depth) AS ("
            f"SELECT r.id, 0 FROM tasks AS r WHERE {wf.format(t='r')} = {ph} AND NOT EXISTS (SELECT 1 FROM tasks AS p "
            f"WHERE p.id = {parent.format(t='r')} AND {wf.format(t='p')} = {ph}) "
-           f"UNION ALL SELECT c.id, tree.depth + 1 FROM tree JOIN tasks AS c ON {parent.format(t='c')} = tree.id "
-           f"WHERE tree.depth < {ph} AND {wf.format(t='c')} = {ph}) "
+           f"UNION ALL SELECT c.id, tree.depth + 1 FROM tree JOIN tasks AS c ON {parent.format(t='c')} = {plus}tree.id "
+           f"WHERE tree.depth < {ph} AND {plus}{wf.format(t='c')} = {ph}) "
            f"SELECT {doc}, tree.depth FROM tree JOIN tasks AS t ON t.id = tree.id "
            f"ORDER BY tree.depth, {order.removeprefix(' ORDER BY ').replace('doc', 't.doc')}")
     rows = store.run_sql([(sql, [workflow_id, workflow_id, min(max_depth, _UNLIMITED), workflow_id] + oparams)])

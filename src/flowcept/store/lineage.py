@@ -324,35 +324,35 @@ def values_steps(dialect: str) -> list[str]:
 
 
 def edges_sql(dialect: str, values: bool) -> tuple[str, int]:
-    """``SELECT DISTINCT src, dst, kind`` of every edge between two tasks of one workflow.
+    """``SELECT DISTINCT src, dst, kind`` of every edge between two tasks of one workflow, ordered.
 
-    Returns the SQL and how many times the workflow id is bound (every placeholder is the workflow id).
+    The workflow's task ids are read once (its ``workflow_id`` index) into ``wf``; edges join on ids, so no large
+    record is parsed per edge. Returns the SQL and how many times the workflow id is bound.
     """
     if dialect == "sqlite":
-        wf = "json_extract({t}.doc, '$.\"workflow_id\"') = ?"
+        wf = "SELECT id FROM tasks WHERE json_extract(doc, '$.\"workflow_id\"') = ?"
         parent = "json_extract(t.doc, '$.\"parent_task_id\"')"
-        parent_join = f"JOIN tasks AS s ON s.id = {parent}"
         vals = "temp.flowcept_vals"
     else:
-        wf = "({t}.doc ->> 'workflow_id') = %s"
+        wf = "SELECT id FROM tasks WHERE (doc ->> 'workflow_id') = %s"
         parent = "(t.doc ->> 'parent_task_id')"
-        parent_join = f"JOIN tasks AS s ON s.id = {parent}"
         vals = "flowcept_vals"
-    both = f"{wf.format(t='s')} AND {wf.format(t='t')}"
     time_ok = "(g.at IS NULL OR u.at IS NULL OR g.at <= u.at)"
     parts = [
-        f"SELECT s.id AS src, t.id AS dst, 'parent' AS kind FROM tasks AS t {parent_join} WHERE {both}",
-        f"SELECT s.id, t.id, 'dependency' FROM task_links AS l JOIN tasks AS t ON t.id = l.task_id "
-        f"JOIN tasks AS s ON s.id = l.value WHERE l.kind = 'dep' AND {both}",
-        f"SELECT s.id, t.id, 'dependency' FROM task_links AS l JOIN tasks AS s ON s.id = l.task_id "
-        f"JOIN tasks AS t ON t.id = l.value WHERE l.kind = 'dependent' AND {both}",
-        f"SELECT s.id, t.id, 'data' FROM task_links AS g JOIN task_links AS u ON u.value = g.value "
-        f"AND u.kind = 'used' AND u.task_id <> g.task_id AND {time_ok} JOIN tasks AS s ON s.id = g.task_id "
-        f"JOIN tasks AS t ON t.id = u.task_id WHERE g.kind = 'generated' AND {both}",
+        f"SELECT {parent} AS src, c.id AS dst, 'parent' AS kind FROM wf AS c JOIN tasks AS t ON t.id = c.id "
+        f"WHERE {parent} IN (SELECT id FROM wf)",
+        "SELECT s.id, d.id, 'dependency' FROM task_links AS l JOIN wf AS d ON d.id = l.task_id "
+        "JOIN wf AS s ON s.id = l.value WHERE l.kind = 'dep'",
+        "SELECT s.id, d.id, 'dependency' FROM task_links AS l JOIN wf AS s ON s.id = l.task_id "
+        "JOIN wf AS d ON d.id = l.value WHERE l.kind = 'dependent'",
+        f"SELECT s.id, d.id, 'data' FROM task_links AS g JOIN task_links AS u ON u.value = g.value "
+        f"AND u.kind = 'used' AND u.task_id <> g.task_id AND {time_ok} JOIN wf AS s ON s.id = g.task_id "
+        f"JOIN wf AS d ON d.id = u.task_id WHERE g.kind = 'generated'",
     ]
     if values:
         # The temp table holds one workflow's tasks only: no join back to tasks needed.
         parts.append(f"SELECT g.task_id, u.task_id, 'value' FROM {vals} AS g JOIN {vals} AS u ON u.v = g.v "
                      f"AND u.role = 'used' AND u.task_id <> g.task_id AND {time_ok} WHERE g.role = 'generated'")
-    sql = "SELECT DISTINCT src, dst, kind FROM (" + " UNION ALL ".join(parts) + ") AS e ORDER BY src, dst, kind"
-    return sql, 8
+    sql = (f"WITH wf(id) AS MATERIALIZED ({wf}) SELECT DISTINCT src, dst, kind FROM ("
+           + " UNION ALL ".join(parts) + ") AS e ORDER BY src, dst, kind")
+    return sql, 1
