@@ -20,7 +20,7 @@ import math
 import os
 import shutil
 import tempfile
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterator
 from urllib.parse import quote
 
 import orjson
@@ -291,8 +291,3 @@ def write_prov(source: RecordSource, path: str, fmt: str = "prov-json", match_va
         writer.close()
     return {"format": fmt, "output": path, "pages": pages}
 
-
-def iter_records(docs: Iterable[Any]) -> Iterator[Any]:
-    """Every record of a sequence of documents (helper for checks)."""
-    for doc in docs:
-        yield from doc.get_records()

@@ -24,7 +24,7 @@ import datetime
 import os
 import shutil
 import tempfile
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import quote
 
 import orjson
@@ -285,8 +285,3 @@ def _assemble(metadata_path: str, skeleton: list[dict], spool_path: str, control
         shutil.copyfileobj(controls, out, 1 << 20)
         out.write(b"]}\n]}\n")
 
-
-def _iter_graph(metadata_path: str) -> Iterator[dict]:
-    """The entities of a metadata file (for checks on small crates)."""
-    with open(metadata_path, "rb") as fh:
-        yield from orjson.loads(fh.read())["@graph"]

@@ -153,14 +153,21 @@ def generate_report(report_type: str = "workflow_card", format: str = "markdown"
             _print_markdown(markdown)
         return result
     path = str(output_path or REPORT_KINDS[kind])
-    if format == "pdf":
-        from flowcept.report.pdf import write_pdf
+    try:
+        if format == "pdf":
+            from flowcept.report.pdf import write_pdf
 
-        result.update(write_pdf(path, title, sections, stats))
-    else:
-        from flowcept.report.html import write_html
+            result.update(write_pdf(path, title, sections, stats))
+        else:
+            from flowcept.report.html import write_html
 
-        result.update(write_html(path, title, sections, stats))
+            result.update(write_html(path, title, sections, stats))
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] in ("matplotlib", "plotly", "reportlab"):
+            from flowcept.errors import BackendUnavailableError
+
+            raise BackendUnavailableError(f"the {format} report", "report") from exc
+        raise
     result["output"] = path
     if print_markdown:
         _print_markdown(render_markdown(title, sections))
