@@ -61,6 +61,19 @@ class TestExportCli:
         assert result.exit_code == 2 and "does not come as" in result.stderr
 
 
+class TestDbExport:
+    def test_flowcept_db_export_workflow(self, known, tmp_path):
+        """Flowcept.db.export_workflow exports from the configured store."""
+        from flowcept import Flowcept
+
+        wf, _ = known
+        out = tmp_path / "db.jsonl"
+        result = Flowcept.db.export_workflow(wf, "openlineage", str(out), namespace="lab")
+        assert result["events"] == 2 + len(TASKS) + 6
+        first = json.loads(out.read_text().splitlines()[0])
+        assert (first["job"]["namespace"], first["job"]["name"], first["eventType"]) == ("lab", "card_wf", "START")
+
+
 class TestFindPages:
     def test_pages_cover_every_record_once(self, store):
         """find_pages returns every matching record exactly once, in pages of at most page_size."""

@@ -302,6 +302,13 @@ class DBAPI(WorkflowMetadataQueries, ObjectsAPI):
         docs = self.store.find(collection, filter)
         return pd.json_normalize(docs, sep=".")
 
+    def export_workflow(self, workflow_id: str, format: str, path: str | None = None, **options: Any) -> dict:
+        """Export one workflow as ``prov-json``, ``prov-n``, ``prov-o``, ``ro-crate`` or ``openlineage``; the options
+        and the result are those of :func:`flowcept.export.export_workflow`."""
+        from flowcept.export import export_workflow
+
+        return export_workflow(workflow_id, format, path, store=self.store, **options)
+
     def close(self) -> None:
         """Close the store if this API made it (a later query makes a new one); idempotent."""
         if not self._owns_store:
