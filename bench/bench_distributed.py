@@ -1,12 +1,14 @@
-"""The distributed pipeline: producers -> Redis Streams -> keeper -> store (PostgreSQL when reachable, else SQLite).
+"""The distributed pipeline: producers -> Redis Streams or RabbitMQ -> keeper -> store (PostgreSQL when reachable,
+else SQLite).
 
-Run: python bench/bench_distributed.py [--calls N] [--pg-dsn DSN] [--sqlite]
+Run: python bench/bench_distributed.py [--calls N] [--pg-dsn DSN] [--sqlite] [--brokers redis,rabbitmq]
 
-Needs Redis on 127.0.0.1:6379. Prints:
+Needs Redis on 127.0.0.1:6379 (and RabbitMQ on 127.0.0.1:5672, guest/guest, for the rabbitmq figure). Prints:
   1. us per ``@flowcept_task`` call with the redis transport and a keeper thread in the same process writing the
      store (median of 5 runs of N calls, timed up to the last call; then stop() waits until all are stored);
-  2. end-to-end throughput: one producer process -> Redis -> one keeper process -> store, tasks/s counted in the
-     store (from the producer's start until the store holds all N tasks);
+  2. end-to-end throughput, for each broker: one producer process -> broker -> one keeper process -> store, tasks/s
+     counted in the store (from the producer's start until the store holds all N tasks and the broker has no
+     unacknowledged batch);
   3. the producer's peak RSS for 1,000,000 calls while no keeper runs (retained copies are bounded).
 """
 
@@ -39,10 +41,10 @@ print(f"{time.perf_counter() - t0:.3f} {resource.getrusage(resource.RUSAGE_SELF)
 """
 
 
-def _settings(work: str, stream: str, dsn: str | None) -> str:
+def _settings(work: str, stream: str, dsn: str | None, broker: str = "redis") -> str:
     path = os.path.join(work, "settings.yaml")
     with open(path, "w") as f:
-        f.write(f"mq:\n  enabled: true\n  type: redis\n  host: 127.0.0.1\n  channel: {stream}\n"
+        f.write(f"mq:\n  enabled: true\n  type: {broker}\n  host: 127.0.0.1\n  channel: {stream}\n"
                 f"databases:\n  sqlite:\n    path: {os.path.join(work, 'store.sqlite')}\n"
                 + (f"  postgres:\n    enabled: true\n    uri: {dsn}\n" if dsn else "")
                 + "project:\n  dump_buffer:\n    enabled: false\n")
@@ -63,10 +65,22 @@ def _usable_pg(dsn: str) -> bool:
 
 def _drained(client, stream: str) -> bool:
     """Whether the keepers' group has read and acknowledged every entry of the stream."""
-    from flowcept.transport.redis_streams import DEFAULT_GROUP
+    from flowcept.transport.redis import DEFAULT_GROUP
 
     groups = [g for g in client.xinfo_groups(stream) if g["name"] in (DEFAULT_GROUP, DEFAULT_GROUP.encode())]
     return bool(groups) and groups[0]["pending"] == 0 and groups[0].get("lag", 0) == 0
+
+
+def _rabbitmq_drained(queue: str) -> bool:
+    """Whether the keepers' queue holds no message, delivered or not (read on a connection that consumes nothing)."""
+    import pika
+
+    conn = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", 5672))
+    try:
+        ok = conn.channel().queue_declare(queue, passive=True).method
+        return ok.message_count == 0
+    finally:
+        conn.close()
 
 
 def main() -> None:
@@ -77,6 +91,7 @@ def main() -> None:
     parser.add_argument("--sqlite", action="store_true", help="use SQLite even when PostgreSQL answers")
     parser.add_argument("--parts", default="123", help="which measurements to run, e.g. 2 (default 123)")
     parser.add_argument("--e2e-runs", type=int, default=3, help="end-to-end runs (the median is reported)")
+    parser.add_argument("--brokers", default="redis,rabbitmq", help="brokers for part 2 (default redis,rabbitmq)")
     opts = parser.parse_args()
     work = tempfile.mkdtemp(prefix="flowcept-bench-dist-")
     os.chdir(work)
@@ -119,33 +134,44 @@ def main() -> None:
                   f"{statistics.median(samples):.2f} us/call (median of 5 x {opts.calls}); "
                   f"stop() until all stored: {statistics.median(stops):.2f} s")
 
-        # 2. end to end: producer process -> Redis -> keeper process -> store
+        # 2. end to end: producer process -> broker -> keeper process -> store
         script = os.path.join(work, "producer.py")
         with open(script, "w") as fh:
             fh.write(textwrap.dedent(PRODUCER))
-        rates = []
-        for _ in range(opts.e2e_runs if "2" in opts.parts else 0):
-            keeper = subprocess.Popen([sys.executable, "-m", "flowcept.keeper"], stderr=subprocess.DEVNULL)
-            time.sleep(1.0)  # keeper connected and idle
-            wf = f"bench-{uuid.uuid4().hex[:8]}"
-            store = make_store(reload_settings())
-            t0 = time.perf_counter()
-            out = subprocess.run([sys.executable, script, str(opts.calls), wf], capture_output=True, text=True,
-                                 check=True).stdout.split()
-            # Counting 200,000 rows takes tens of ms of the server's CPU: poll the stream's consumer group (every
-            # entry delivered and acknowledged, i.e. committed) and count in the store once it says so.
-            while not (_drained(client, stream) and store.count("tasks", {"workflow_id": wf}) >= opts.calls):
-                time.sleep(0.005)
-            elapsed = time.perf_counter() - t0
-            keeper.terminate()
-            keeper.wait(30)
-            store.close()
-            rates.append(opts.calls / elapsed)
-            print(f"   run: {rates[-1]:,.0f} tasks/s ({opts.calls} tasks in {elapsed:.2f} s, producer alone "
-                  f"{float(out[0]):.2f} s incl. interpreter start)")
-        if rates:
-            print(f"2. end to end, 1 producer process -> Redis -> 1 keeper process -> {store_name}: "
+        for broker in (opts.brokers.split(",") if "2" in opts.parts else ()):
+            channel = f"flowcept_bench_{broker}_{uuid.uuid4().hex[:8]}"
+            os.environ["FLOWCEPT_SETTINGS_PATH"] = _settings(work, channel, dsn, broker)
+            rates = []
+            for _ in range(opts.e2e_runs):
+                keeper = subprocess.Popen([sys.executable, "-m", "flowcept.keeper"], stderr=subprocess.DEVNULL)
+                time.sleep(1.0)  # keeper connected and idle
+                wf = f"bench-{uuid.uuid4().hex[:8]}"
+                store = make_store(reload_settings())
+                t0 = time.perf_counter()
+                out = subprocess.run([sys.executable, script, str(opts.calls), wf], capture_output=True, text=True,
+                                     check=True).stdout.split()
+                # Counting 200,000 rows takes tens of ms of the server's CPU: poll the broker (every batch delivered
+                # and acknowledged, i.e. committed) and count in the store once it says so.
+                drained = ((lambda: _drained(client, channel)) if broker == "redis"
+                           else (lambda: _rabbitmq_drained(f"{channel}.flowcept_keeper")))
+                while not (drained() and store.count("tasks", {"workflow_id": wf}) >= opts.calls):
+                    time.sleep(0.005)
+                elapsed = time.perf_counter() - t0
+                keeper.terminate()
+                keeper.wait(30)
+                assert store.count("tasks", {"workflow_id": wf}) == opts.calls
+                store.close()
+                rates.append(opts.calls / elapsed)
+                print(f"   {broker} run: {rates[-1]:,.0f} tasks/s ({opts.calls} tasks in {elapsed:.2f} s, producer "
+                      f"alone {float(out[0]):.2f} s incl. interpreter start)")
+            print(f"2. end to end, 1 producer process -> {broker} -> 1 keeper process -> {store_name}: "
                   f"{statistics.median(rates):,.0f} tasks/s (median of {len(rates)} x {opts.calls} tasks)")
+            if broker == "redis":
+                client.delete(channel, *client.scan_iter(f"{channel}:*"))
+            else:
+                _delete_rabbitmq(channel)
+        os.environ["FLOWCEPT_SETTINGS_PATH"] = _settings(work, stream, dsn)
+        reload_settings()
 
         # 3. producer memory with no keeper running
         if "3" not in opts.parts:
@@ -157,6 +183,16 @@ def main() -> None:
               f"({float(out[0]):.1f} s)")
     finally:
         client.delete(stream, *client.scan_iter(f"{stream}:*"))
+
+
+def _delete_rabbitmq(exchange: str) -> None:
+    import pika
+
+    conn = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", 5672))
+    channel = conn.channel()
+    channel.queue_delete(f"{exchange}.flowcept_keeper")
+    channel.exchange_delete(exchange)
+    conn.close()
 
 
 if __name__ == "__main__":

@@ -184,7 +184,7 @@ adapters:
 
 IGNORED_IN_REFERENCE_FILE = [
     "project.debug", "project.json_serializer", "project.performance_logging",
-    "mq.username", "mq.vhost", "mq.group_file", "mq.instances", "mq.timing", "mq.chunk_size",
+    "mq.group_file", "mq.instances", "mq.timing", "mq.chunk_size",
     "mq.same_as_kvdb", "mq.bin", "mq.conf_file",
     "kv_db.enabled", "kv_db.host", "kv_db.port", "kv_db.uri", "kv_db.password",
     "web_server.ui_enabled", "web_server.cors_origins", "web_server.dashboards_dir", "web_server.max_label_length",
@@ -489,9 +489,9 @@ class TestErrors:
         assert str(info.value) == (
             f"project.db_flush_mode: invalid value 'sometimes'; allowed values: 'online', 'offline' (in {path})")
 
-    @pytest.mark.parametrize("kind", ["kafka", "rabbitmq", "mofka"])
+    @pytest.mark.parametrize("kind", ["kafka", "mofka"])
     def test_unsupported_mq_types(self, tmp_path, kind):
-        """kafka, rabbitmq and mofka are refused with a pointer to redis."""
+        """kafka and mofka are refused with a pointer to redis."""
         path = write(tmp_path, f"mq:\n  type: {kind}\n")
         with pytest.raises(ConfigError, match=f"'{kind}' is not supported.*use 'redis'") as info:
             load_settings(path, env={})

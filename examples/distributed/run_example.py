@@ -1,9 +1,9 @@
 """Run the spec's distributed example end to end: one persistence process, N task processes, then check the store.
 
-Usage: python run_example.py [--tasks N] [--mode redis|embedded]
+Usage: python run_example.py [--tasks N] [--mode redis|rabbitmq|embedded]
 
 ``redis``: the settings enable the Redis Streams transport (Redis on 127.0.0.1:6379); the persistence process runs
-the keeper and writes the store. ``embedded``: no message queue; each task process writes the shared SQLite file
+the keeper and writes the store. ``rabbitmq``: the same through RabbitMQ (127.0.0.1:5672, guest/guest). ``embedded``: no message queue; each task process writes the shared SQLite file
 itself. The store is PostgreSQL when FLOWCEPT_POSTGRES_URI is set, else a SQLite file in the work folder.
 Exits 0 when the store holds the workflow and exactly N ``double`` tasks with the right outputs.
 """
@@ -25,7 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", type=int, default=4, help="number of task processes (default 4)")
-    parser.add_argument("--mode", choices=("redis", "embedded"), default="redis")
+    parser.add_argument("--mode", choices=("redis", "rabbitmq", "embedded"), default="redis")
     parser.add_argument("--workdir", default=None, help="folder for settings, store and workflow_id.txt")
     args = parser.parse_args()
 
@@ -35,7 +35,8 @@ def main() -> int:
     pg = os.environ.get("FLOWCEPT_POSTGRES_URI")
     settings = os.path.join(work, "settings.yaml")
     with open(settings, "w") as f:
-        f.write(f"mq:\n  enabled: {'true' if args.mode == 'redis' else 'false'}\n  type: redis\n"
+        f.write(f"mq:\n  enabled: {'false' if args.mode == 'embedded' else 'true'}\n"
+                f"  type: {'rabbitmq' if args.mode == 'rabbitmq' else 'redis'}\n"
                 f"  host: 127.0.0.1\n  channel: {stream}\n"
                 f"databases:\n  sqlite:\n    path: {os.path.join(work, 'flowcept.sqlite')}\n"
                 + (f"  postgres:\n    enabled: true\n    uri: {pg}\n" if pg else "")
@@ -46,7 +47,7 @@ def main() -> int:
         os.remove(wf_file)
 
     persistence = None
-    if args.mode == "redis":
+    if args.mode != "embedded":
         persistence = subprocess.Popen([sys.executable, os.path.join(HERE, "persistence_starter.py")], cwd=work,
                                        env=env)
     else:
@@ -86,6 +87,8 @@ def main() -> int:
         if persistence is not None:
             persistence.send_signal(signal.SIGTERM)  # the documented way to end it: the job scheduler kills it
             persistence.wait(30)
+        if args.mode == "rabbitmq":
+            _delete_rabbitmq_queues(stream)
         if args.mode == "redis":
             try:
                 import redis
@@ -100,6 +103,19 @@ def main() -> int:
     print(f"workflow {workflow_id}: {len(tasks)} task record(s), {len(workflows)} workflow record(s) "
           f"[{args.mode}] -> {'OK' if ok else 'MISMATCH'}")
     return 0 if ok else 1
+
+
+def _delete_rabbitmq_queues(exchange: str) -> None:
+    try:
+        import pika
+
+        conn = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", 5672))
+        channel = conn.channel()
+        channel.queue_delete(f"{exchange}.flowcept_keeper")
+        channel.exchange_delete(exchange)
+        conn.close()
+    except Exception:  # noqa: BLE001
+        pass
 
 
 if __name__ == "__main__":

@@ -235,9 +235,11 @@ def current_dump_path() -> str | None:
 
 
 def transport_of(buffer):
-    """The buffer's message-queue transport (the sink that can register workflows), or None."""
+    """The buffer's transport (the :class:`flowcept.transport.Transport` sink), or None without a store or queue."""
+    from flowcept.transport import Transport
+
     for sink in getattr(buffer, "sinks", ()):
-        if hasattr(sink, "register_workflow"):
+        if getattr(sink, "primary", False) and isinstance(sink, Transport):
             return sink
     return None
 

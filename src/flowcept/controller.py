@@ -16,6 +16,7 @@ from flowcept._runtime import hostname
 from flowcept.errors import ConfigError, StopTimeoutError
 from flowcept.ids import new_uuid
 from flowcept.query.objects_api import FlowceptObjects
+from flowcept.transport import CONFIRMED, Confirmation
 
 logger = logging.getLogger("flowcept")
 
@@ -198,7 +199,7 @@ class Flowcept(FlowceptObjects, metaclass=_FlowceptMeta):
         self._buffer = _runtime.acquire_buffer(self.settings, self.workflow_id)
         transport = _runtime.transport_of(self._buffer)
         if transport is not None:
-            transport.register_workflow(self.workflow_id)
+            transport.begin_workflow(self.workflow_id)
         scope = _ctx.Scope(self.workflow_id, self.campaign_id, self._buffer, self.settings, owner=self)
         scope.telemetry = telemetry
         self._scope = scope
@@ -244,15 +245,17 @@ class Flowcept(FlowceptObjects, metaclass=_FlowceptMeta):
         deadline = time.monotonic() + timeout
         transport = _runtime.transport_of(buffer)
         keeper, self._keeper = self._keeper, None
-        stored = True
+        confirmation = CONFIRMED
         if transport is not None:
+            # Flush, then confirm: in the broker, and with a keeper here and safe stops, stored by the keepers.
             transport.hurry(deadline - min(1.0, timeout * 0.1))
             if buffer.flush(timeout):
-                transport.mark_flushed(self.workflow_id)
-                if keeper is not None and self.check_safe_stops:
-                    stored = self._wait_stored(keeper, transport, deadline)
+                confirmation = transport.confirm(self.workflow_id, deadline,
+                                                 wait_stored=keeper is not None and self.check_safe_stops)
+            else:
+                confirmation = Confirmation(False, buffer.pending)
             transport.hurry(None)
-        done = _runtime.release_buffer(buffer, max(0.0, deadline - time.monotonic())) and stored
+        done = _runtime.release_buffer(buffer, max(0.0, deadline - time.monotonic()))
         if keeper is not None:
             _runtime.release_keeper(keeper, max(1.0, deadline - time.monotonic()))
         self.report = StopReport(workflow_id=self.workflow_id, written=buffer.written, dropped=buffer.dropped,
@@ -263,12 +266,10 @@ class Flowcept(FlowceptObjects, metaclass=_FlowceptMeta):
                                  adapters={a.key: a.counts() for a in self._adapters})
         if buffer.dropped:
             logger.warning("flowcept: %d record(s) could not be stored (see earlier messages)", buffer.dropped)
-        spill_path = getattr(transport, "spill_path", None) if transport is not None else None
         if not done:
-            unconfirmed = buffer.pending + (transport.unconfirmed() if transport is not None else 0)
-            raise StopTimeoutError(unconfirmed, spill_path if getattr(transport, "spilled", 0) else None, timeout)
-        if transport is not None and transport.spilled and self.check_safe_stops:
-            raise StopTimeoutError(transport.spilled, spill_path, timeout)
+            raise StopTimeoutError(buffer.pending + confirmation.unconfirmed, confirmation.spill_path, timeout)
+        if not confirmation.confirmed and (self.check_safe_stops or confirmation.spill_path is None):
+            raise StopTimeoutError(confirmation.unconfirmed, confirmation.spill_path, timeout)
         if self._workflow_in_store_only and not self._save_workflow:
             self._store_workflow_record(_error)
         return self.report
@@ -285,19 +286,6 @@ class Flowcept(FlowceptObjects, metaclass=_FlowceptMeta):
             Flowcept.db.insert_or_update_workflow(record)
         except Exception as exc:  # noqa: BLE001 - the user's run is over and fine; say what was not stored
             report_internal_error(f"storing the record of workflow {self.workflow_id}", exc)
-
-    def _wait_stored(self, keeper, transport, deadline: float) -> bool:
-        """Wait until every producer of this workflow has flushed and the keepers stored it all (exact stop)."""
-        from flowcept.transport.redis_streams import workflow_flushed
-
-        def done() -> bool:
-            try:
-                return workflow_flushed(transport.client, transport.stream, transport.group, self.workflow_id)[0]
-            except Exception as exc:  # noqa: BLE001 - broker away: keep waiting until the deadline
-                logger.debug("flowcept: stop() could not read the keepers' progress: %r", exc)
-                return False
-
-        return keeper.wait_committed(done, max(0.0, deadline - time.monotonic()))
 
     def __enter__(self) -> "Flowcept":
         return self.start()

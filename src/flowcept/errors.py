@@ -5,7 +5,8 @@
     FlowceptError                 base of everything below
     ├── ConfigError               bad settings or arguments; .key names the key, the message says the fix
     ├── BackendUnavailableError   an optional dependency is missing; names the pip extra to install
-    ├── TransportError            message broker unreachable or refusing
+    ├── TransportError            message broker refusing an operation
+    │   └── BrokerUnreachableError  the broker does not answer (retried, then records are spilled)
     ├── StoreError                database failure
     │   ├── QueryError            bad filter: unknown operator, bad path, wrong value type
     │   ├── ObjectNotFoundError   no stored object (or no such version of it); names the id and version
@@ -69,6 +70,10 @@ def _rebuild_simple(cls, args):
 
 class TransportError(FlowceptError):
     """The message transport is unreachable or refused an operation."""
+
+
+class BrokerUnreachableError(TransportError):
+    """The message broker does not answer (connection refused, lost or timed out)."""
 
 
 class StoreError(FlowceptError):

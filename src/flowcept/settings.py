@@ -70,8 +70,6 @@ IGNORED_KEYS = frozenset({
     "project.debug",
     "project.performance_logging",
     "project.json_serializer",  # values are always converted as documented (serialize.py)
-    "mq.username",            # RabbitMQ only
-    "mq.vhost",               # RabbitMQ only
     "mq.group_file",          # Mofka only
     "mq.instances",           # one keeper per stream consumer group, started by the user
     "mq.timing",
@@ -217,30 +215,32 @@ class ExperimentSettings:
 
 
 # -------------------------------------------------------------------------------------------------------- mq
-_UNSUPPORTED_MQ = ("kafka", "rabbitmq", "mofka")
+_UNSUPPORTED_MQ = ("kafka", "mofka")
 
 
 @_settings
 class MQSettings:
-    """``mq``: the message queue (Redis Streams) between producers and the keeper."""
+    """``mq``: the message queue (Redis Streams or RabbitMQ) between producers and the keeper."""
 
     enabled: bool = _key(False, "Send records through the message queue instead of writing the store in-process.",
                          env="MQ_ENABLED")
-    type: str = _key("redis", "Message queue kind; only `redis` (Redis Streams) is supported.", env="MQ_TYPE",
-                     choices=("redis",))
+    type: str = _key("redis", "Message queue kind: `redis` (Redis Streams) or `rabbitmq` (a durable quorum queue; "
+                               "install flowcept[rabbitmq]).", env="MQ_TYPE", choices=("redis", "rabbitmq"))
     host: str = _key("localhost", "Broker host.", env="MQ_HOST")
-    port: int = _key(6379, "Broker port.", env="MQ_PORT", min=1, max=65535)
-    uri: str | None = _key(None, "Broker URI (redis://, rediss:// or unix://); wins over host/port/password.",
-                           env="MQ_URI")
+    port: int = _key(6379, "Broker port (with mq.type rabbitmq, the Redis default 6379 means RabbitMQ's 5672).",
+                     env="MQ_PORT", min=1, max=65535)
+    uri: str | None = _key(None, "Broker URI (redis://, rediss:// or unix://; amqp:// or amqps:// for RabbitMQ); "
+                                 "wins over host/port/username/password/vhost.", env="MQ_URI")
     password: str | None = _key(None, "Broker password.", env="MQ_PASSWORD")
-    username: str | None = _key(None, "Reference only (RabbitMQ user).", env="MQ_USERNAME")
-    vhost: str | None = _key(None, "Reference only (RabbitMQ virtual host).", env="MQ_VHOST")
+    username: str | None = _key(None, "RabbitMQ user (default `guest`).", env="MQ_USERNAME")
+    vhost: str | None = _key(None, "RabbitMQ virtual host (default `/`).", env="MQ_VHOST")
     group_id: str | None = _key(None, "Consumer group the keepers read the stream through (default "
                                       "`flowcept_keeper`); keepers of one group share the records.",
                                 env="MQ_GROUP_ID")
     group_file: str | None = _key(None, "Reference only (Mofka group file).")
     instances: list[str] | None = _key(None, "Reference only (`host:port` list of DB writers).")
-    channel: str = _key("interception", "Stream name records are published to.", env="MQ_CHANNEL")
+    channel: str = _key("interception", "Redis Stream, or RabbitMQ exchange (keepers' queue "
+                                        "`<channel>.<group>`), records are published to.", env="MQ_CHANNEL")
     buffer_size: int = _key(50, "Reference producer flush size (compatibility constant).", min=1)
     insertion_buffer_time_secs: float = _key(5.0, "Reference producer flush period (compatibility constant).",
                                              min=0)
@@ -643,7 +643,7 @@ def _check_value(value: Any, f, key: str, path: str | None) -> Any:
     if choices:
         if key == "mq.type" and value in _UNSUPPORTED_MQ:
             raise ConfigError(f"message queue type {value!r} is not supported by this flowcept; "
-                              f"use 'redis' (Redis Streams)", key=key, path=path)
+                              f"use 'redis' (Redis Streams) or 'rabbitmq'", key=key, path=path)
         if isinstance(value, str) and choices is _LOG_LEVELS:
             value = value.lower()
         if value not in choices:
@@ -724,9 +724,10 @@ def _check_settings(settings: Settings, load: _Load) -> None:
         for name, spec in settings.adapters.items():
             validate_adapter(str(name), spec, load.path)
     uri = settings.mq.uri
-    if uri and not uri.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigError(f"expected a redis://, rediss:// or unix:// URI, got {_redact_uri(uri)!r}",
-                          key="mq.uri", path=load.path)
+    schemes = ("amqp://", "amqps://") if settings.mq.type == "rabbitmq" else ("redis://", "rediss://", "unix://")
+    if uri and not uri.startswith(schemes):
+        raise ConfigError(f"expected a {', '.join(schemes)} URI for mq.type {settings.mq.type}, got "
+                          f"{_redact_uri(uri)!r}", key="mq.uri", path=load.path)
 
 
 _INTERPOLATION = re.compile(r"\$\{([^}]*)\}")

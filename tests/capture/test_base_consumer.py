@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -78,3 +79,85 @@ def test_handler_errors_do_not_stop_it(caplog):
     consumer.stop_consumer()
     assert sorted(r["used"]["x"] for r in consumer.records if r["type"] == "task") == [0, 2]
     assert "bad record" in caplog.text
+
+
+class Reference(BaseConsumer):
+    """Written as the reference's consumer examples are: super().__init__(), a handler that returns a bool."""
+
+    def __init__(self, stop_after: int | None = None):
+        super().__init__()
+        self.stop_after = stop_after
+        self.tasks: list = []
+
+    def message_handler(self, msg: dict) -> bool:
+        if msg.get("type") == "task":
+            self.tasks.append(msg["used"]["x"])
+        return self.stop_after is None or len(self.tasks) < self.stop_after
+
+
+def test_reference_start_and_stop_consumption():
+    """start() in a thread of its own (daemon=False by default) receives records until stop_consumption()."""
+    consumer = Reference()
+    assert consumer.start() is consumer
+    assert consumer._thread is not None and consumer._thread.daemon is False
+    with Flowcept():
+        for i in range(4):
+            inc(i)
+    consumer.stop_consumption()
+    assert sorted(consumer.tasks) == [0, 1, 2, 3]
+    assert consumer._thread is None
+
+
+def test_reference_start_as_a_thread_target():
+    """threading.Thread(target=consumer.start, kwargs={"daemon": True}) subscribes and consumes as well."""
+    consumer = Reference()
+    starter = threading.Thread(target=consumer.start, kwargs={"daemon": True})
+    starter.start()
+    starter.join(10)
+    assert consumer._thread is not None and consumer._thread.daemon is True
+    with Flowcept():
+        for i in range(3):
+            inc(i)
+    consumer.stop_consumption()
+    assert sorted(consumer.tasks) == [0, 1, 2]
+
+
+def test_handler_returning_false_stops_it():
+    """A handler that returns False ends the consumer: later records are not handed to it."""
+    consumer = Reference(stop_after=2)
+    consumer.start()
+    thread = consumer._thread
+    with Flowcept():
+        for i in range(6):
+            inc(i)
+    thread.join(10)
+    assert not thread.is_alive()
+    assert len(consumer.tasks) == 2
+    consumer.stop_consumption()  # idempotent after it stopped itself
+
+
+def test_start_not_threaded_runs_in_the_caller_until_stopped():
+    """start(threaded=False) consumes in the calling thread and returns once the handler says stop."""
+    consumer = Reference(stop_after=3)
+    runner = threading.Thread(target=consumer.start, kwargs={"threaded": False})
+    runner.start()
+    for _ in range(1000):  # subscribed (in the runner thread) before anything is captured
+        if consumer._tap is not None:
+            break
+        time.sleep(0.01)
+    with Flowcept():
+        for i in range(5):
+            inc(i)
+    runner.join(10)
+    assert not runner.is_alive()
+    assert len(consumer.tasks) == 3
+
+
+def test_agent_context_manager_is_not_a_false_consumer():
+    """BaseAgentContextManager no longer claims to be a BaseConsumer it never initialised."""
+    from flowcept.flowceptor.consumers.agent.base_agent_context_manager import BaseAgentContextManager
+
+    assert not issubclass(BaseAgentContextManager, BaseConsumer)
+    mgr = BaseAgentContextManager()
+    assert mgr.message_handler({"type": "task", "task_id": "t"}) is True
+    assert mgr.context.tasks == [{"type": "task", "task_id": "t"}]

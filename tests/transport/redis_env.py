@@ -13,10 +13,6 @@ import pytest
 
 from tests.conftest import write_settings
 
-REDIS_RESTART = ["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", "6379",
-                 "--save", "", "--appendonly", "no", "--dir", "/var/lib/redis", "--logfile", "/var/log/redis/ci.log"]
-
-
 def redis_client():
     import redis
 
@@ -85,14 +81,43 @@ def start_keeper_process(tmp_path, *extra: str, log_name: str = "keeper.log"):
                             stdout=log, stderr=subprocess.STDOUT)
 
 
-def redis_up() -> bool:
-    try:
-        return bool(redis_client().ping())
-    except Exception:  # noqa: BLE001
-        return False
+class PrivateRedis:
+    """A redis-server of this test's own on a free port, without persistence, that the test may restart (the
+    shared server on 6379 is never stopped)."""
 
+    def __init__(self, tmp_path):
+        import socket
 
-def restore_redis() -> None:
-    if not redis_up():
-        subprocess.run(REDIS_RESTART, check=False)
-        wait_for(redis_up, 20, "redis-server to come back")
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        self.port = probe.getsockname()[1]
+        probe.close()
+        self.dir = tmp_path
+        self.proc = None
+
+    def start(self) -> None:
+        import redis
+
+        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                                      "--appendonly", "no", "--dir", str(self.dir)], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        client = redis.Redis(host="127.0.0.1", port=self.port)
+
+        def up() -> bool:
+            try:
+                return bool(client.ping())
+            except Exception:  # noqa: BLE001 - not listening yet
+                return False
+
+        wait_for(up, 20, "the private redis-server")
+
+    def restart_empty(self) -> None:
+        """Stop without saving and start again: the server comes back with no data and a new run id."""
+        self.stop()
+        self.start()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(20)
+        self.proc = None

@@ -122,3 +122,21 @@ def test_ingest_infers_missing_types(tmp_path):
     assert store.find("tasks", {"task_id": "u1"})[0]["type"] == "task"
     assert store.find("workflows", {"workflow_id": "w1"})[0]["name"] == "n"
     store.close()
+
+
+def test_retained_copies_probe_the_oldest_copy_even_on_disk(tmp_path, monkeypatch):
+    """When every older copy moved to disk, the probe for a lost stream is still the oldest copy (not the newest,
+    which a restarted server may already hold again), and pruning below the keepers' position drops them."""
+    from flowcept.transport.redis import retained
+
+    monkeypatch.setattr(retained, "RETAIN_MAX_BYTES", 100)
+    copies = retained.RetainedCopies(str(tmp_path / "spill"))
+    for i in range(1, 4):
+        copies.add(f"100-{i}", b"[" + b"1," * 30 + b"1]", 31)
+    assert copies.oldest_id() == "100-1"
+    assert copies.unconfirmed(None) == 93
+    copies.prune((100, 3))
+    assert copies.oldest_id() == "100-3" and copies.unconfirmed(None) == 31
+    segments, items = copies.take()
+    assert [n for _, n in copies.batches(segments, items)] == [31]
+    copies.close()

@@ -1,13 +1,15 @@
-"""The keeper: reads the record stream through a consumer group, upserts batches into the store, then acknowledges.
+"""The keeper: reads batches through a transport's :class:`flowcept.transport.Reader`, upserts them into the
+store, then acknowledges them. It knows no broker: Redis Streams and RabbitMQ differ only behind the reader.
 
 ::
 
-    XAUTOCLAIM (entries of a keeper idle past claim_idle_secs) ─┐
-    XREADGROUP <group> <me> ">" ────────────────────────────────┴─▶ decode ─▶ store.upsert ─▶ commit ─▶ XACK
+    reader.read() ──▶ [Delivery] ──▶ decode ──▶ store.upsert_encoded ──▶ commit ──▶ reader.ack()
+      (own unacknowledged batches, then those of dead keepers, then new ones)
 
-An entry is acknowledged only after the store committed it, so a keeper killed at any point loses nothing: its
-pending entries are claimed by another keeper (or by itself, restarted) and written again. Records merge by id,
-so writing twice is harmless. Several keepers in one group share the stream, each entry going to one of them.
+A batch is acknowledged only after the store committed it, so a keeper killed at any point loses nothing: its
+unacknowledged batches go to another keeper (claimed from the stream, or requeued by the broker) and are written
+again. Records merge by id, so writing twice is harmless. Several keepers in one group share the batches, each
+going to one of them.
 """
 
 from __future__ import annotations
@@ -15,17 +17,16 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 import orjson
 
 from flowcept._files import open_private_file
 from flowcept.buffer import EncodedBatch
-from flowcept.errors import FlowceptError, StoreError
+from flowcept.errors import BrokerUnreachableError, FlowceptError, StoreError
 
 logger = logging.getLogger("flowcept")
 
@@ -34,7 +35,7 @@ _BACKOFF_MAX_SECS = 2.0
 
 @dataclass
 class KeeperStats:
-    """What a keeper did: entries and records stored, entries claimed from dead keepers, failures retried."""
+    """What a keeper did: batches and records stored, batches claimed from dead keepers, failures retried."""
 
     entries: int = 0
     records: int = 0
@@ -48,14 +49,16 @@ class _BadBatch(Exception):
     """The store answers but refused a batch: its data, not the store, is the problem."""
 
 
-def decode_entry(fields: dict) -> tuple[bytes | None, list[dict] | None, int]:
-    """One stream entry as ``(json array body without brackets, docs, count)``; one of the first two is None."""
-    body = fields.get(b"b")
+class _Abandon(Exception):
+    """The keeper was stopped while the store kept failing: leave the batch unacknowledged for another keeper."""
+
+
+def decode_delivery(delivery) -> tuple[bytes | None, list[dict] | None, int]:
+    """One batch as ``(JSON array body without brackets, docs, count)``; one of the first two is None."""
+    body = delivery.body
     if body is None:
         return None, None, 0
-    enc = fields.get(b"e", b"json")
-    count = int(fields.get(b"n", 0) or 0)
-    if enc == b"msgpack":
+    if delivery.encoding == "msgpack":
         import msgpack
 
         docs = msgpack.unpackb(body, raw=False)
@@ -63,31 +66,51 @@ def decode_entry(fields: dict) -> tuple[bytes | None, list[dict] | None, int]:
             docs = [docs]
         return None, docs, len(docs)
     inner = body.strip()[1:-1].strip() if body.lstrip()[:1] == b"[" else body
-    return inner, None, count
+    return inner, None, delivery.count
+
+
+def decode_entry(fields: dict) -> tuple[bytes | None, list[dict] | None, int]:
+    """One Redis stream entry's fields as :func:`decode_delivery` decodes a batch (kept for older callers)."""
+    from flowcept.transport import Delivery
+
+    enc = fields.get(b"e", b"json")
+    return decode_delivery(Delivery(None, fields.get(b"b"), int(fields.get(b"n", 0) or 0), enc.decode()))
+
+
+def batch_docs(delivery) -> list[dict]:
+    """The records of one batch, decoded (for consumers that handle records one by one)."""
+    inner, docs, _ = decode_delivery(delivery)
+    if docs is None:
+        docs = orjson.loads(b"[" + inner + b"]") if inner else []
+    return docs
 
 
 class Keeper:
     """The persistence consumer.
 
     Args:
-        settings: flowcept settings (``mq`` for the stream, ``databases`` for the store).
-        store: where records go; default ``make_store(settings)``. Entries it refuses while it answers (bad data)
+        settings: flowcept settings (``mq`` for the transport, ``databases`` for the store).
+        store: where records go; default ``make_store(settings)``. Batches it refuses while it answers (bad data)
             are acknowledged and set aside in ``<mq.spill_path stem>_rejected.jsonl``.
         consumer: this keeper's name in the group; default ``host:pid:random`` (a restarted keeper is a new
-            consumer and claims the old one's entries once they are idle).
-        claim_idle_secs: entries delivered to a keeper and not acknowledged for this long are claimed.
-        read_count: stream entries (each a flushed batch) per read and store transaction.
-        block_ms: how long one read waits for new entries.
+            consumer and claims the old one's batches once they are idle).
+        claim_idle_secs: batches delivered to a keeper and not acknowledged for this long are claimed (where the
+            broker does not requeue them by itself).
+        read_count: batches per read and store transaction.
+        block_ms: how long one read waits for new batches.
+        reader: the :class:`flowcept.transport.Reader`; default ``make_reader(settings)`` for ``mq.type``.
     """
 
     def __init__(self, settings, store=None, consumer: str | None = None, claim_idle_secs: float = 30.0,
-                 read_count: int = 8, block_ms: int = 200):
-        from flowcept.transport.redis_streams import group_name
+                 read_count: int = 8, block_ms: int = 200, reader=None):
+        from flowcept.transport import keepers_group, make_reader
 
         self.settings = settings
         self.stream = settings.mq.channel
-        self.group = group_name(settings.mq)
-        self.consumer = consumer or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
+        self.group = keepers_group(settings.mq)
+        self.reader = reader or make_reader(settings, consumer=consumer, claim_idle_secs=claim_idle_secs,
+                                            prefetch=read_count)
+        self.consumer = self.reader.consumer
         if store is None:
             from flowcept.store import make_store
 
@@ -96,18 +119,13 @@ class Keeper:
                 raise FlowceptError("the keeper needs a store: enable databases.sqlite or databases.postgres "
                                     "(and project.db_flush_mode: online)")
         self.store = store
-        # Entries the store refuses (malformed data) go here instead of blocking the stream.
+        # Batches the store refuses (malformed data) go here instead of blocking the queue.
         self.rejects_path = os.path.splitext(settings.mq.spill_path)[0] + "_rejected.jsonl"
-        self.claim_idle_ms = int(claim_idle_secs * 1000)
-        self.read_count = int(read_count)
-        self.block_ms = int(block_ms)
+        self.block_secs = block_ms / 1000
         self.stats = KeeperStats()
-        self.committed = threading.Condition()  # notified after each commit (stop() waits on it)
-        self._client = None
+        self.committed = threading.Condition()  # notified after each commit
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._next_claim = 0.0
-        self._read_own_pending = True
 
     # ---- control ------------------------------------------------------------------------------------------
     def start(self, daemon: bool = True) -> "Keeper":
@@ -128,15 +146,15 @@ class Keeper:
         return True
 
     def close(self, timeout: float | None = None) -> None:
-        """Stop (waiting up to ``timeout``), then close the store and the Redis connection. If the thread did not
-        end in time it keeps its store: closing it under a running write would fail that write."""
+        """Stop (waiting up to ``timeout``), then close the store and the reader. If the thread did not end in time
+        it keeps its store: closing it under a running write would fail that write."""
         if not self.stop(timeout):
             logger.warning("flowcept keeper: still finishing a batch after %ss; leaving it to end", timeout)
             return
         try:
             self.store.close()
         finally:
-            self._drop_client()
+            self.reader.close()
 
     # ---- the loop -----------------------------------------------------------------------------------------
     def run(self, stop_event: threading.Event | None = None) -> KeeperStats:
@@ -150,83 +168,41 @@ class Keeper:
         delay = 0.05
         while not stop.is_set():
             try:
-                self._step()
+                deliveries = self.reader.read(self.block_secs)
+                self.stats.claimed = self.reader.claimed
+                if deliveries:
+                    self._process(deliveries)
                 delay = 0.05
             except _Abandon:
-                break  # stopped while the store was failing: the batch stays pending for the next keeper
-            except _redis_lost() as exc:
+                break  # stopped while the store was failing: the batch stays unacknowledged for the next keeper
+            except BrokerUnreachableError as exc:
                 self.stats.broker_retries += 1
-                logger.warning("flowcept keeper: Redis unreachable (%s); retrying", exc)
-                self._drop_client()
+                logger.warning("flowcept keeper: the broker is unreachable (%s); retrying", exc)
                 stop.wait(delay)
                 delay = min(delay * 2, _BACKOFF_MAX_SECS)
             except Exception as exc:  # noqa: BLE001 - a keeper logs and keeps going
                 logger.warning("flowcept keeper: %r; retrying", exc)
-                self._drop_client()
                 stop.wait(delay)
                 delay = min(delay * 2, _BACKOFF_MAX_SECS)
-        self._drop_client()
+        self.reader.close()
         return self.stats
 
-    def _step(self) -> None:
-        client = self._redis()
-        now = time.monotonic()
-        if self._read_own_pending:
-            # Entries delivered to this consumer name before a reconnect and never acknowledged.
-            resp = self._xreadgroup(client, "0", block=None)
-            entries = resp[0][1] if resp else []
-            if not entries:
-                self._read_own_pending = False
-            else:
-                self._process(client, entries)
-                return
-        if now >= self._next_claim:
-            self._next_claim = now + max(0.5, self.claim_idle_ms / 2000)
-            start = "0-0"
-            while True:
-                result = client.xautoclaim(self.stream, self.group, self.consumer, self.claim_idle_ms, start,
-                                           count=self.read_count)
-                start, claimed = result[0], [e for e in result[1] if e[1]]
-                if claimed:
-                    self.stats.claimed += len(claimed)
-                    logger.info("flowcept keeper: claimed %d entries of a keeper that stopped answering",
-                                len(claimed))
-                    self._process(client, claimed)
-                if start in (b"0-0", "0-0") or self._stop.is_set():
-                    break
-        resp = self._xreadgroup(client, ">", block=self.block_ms)
-        if resp:
-            self._process(client, resp[0][1])
-
-    def _xreadgroup(self, client, start: str, block: int | None):
-        from redis.exceptions import ResponseError
-
-        try:
-            return client.xreadgroup(self.group, self.consumer, {self.stream: start}, count=self.read_count,
-                                     block=block)
-        except ResponseError as exc:
-            if "NOGROUP" not in str(exc):
-                raise
-            self._ensure_group(client)  # the stream or group is gone (e.g. Redis restarted without persistence)
-            return None
-
-    def _process(self, client, entries: list) -> None:
-        ids, parts, docs, count = [], [], [], 0
-        decoded = []  # (entry id, json body, docs, count) per entry, to retry one by one
-        for entry_id, fields in entries:
-            ids.append(entry_id)
-            if not fields:
+    def _process(self, deliveries: Sequence) -> None:
+        parts, docs, count = [], [], 0
+        decoded = []  # (delivery, json body, docs, count), to retry one by one
+        for delivery in deliveries:
+            if delivery.body is None:
                 continue
             try:
-                inner, entry_docs, n = decode_entry(fields)
-                if entry_docs is not None and not all(isinstance(d, dict) for d in entry_docs):
-                    raise ValueError("an entry's records must be mappings")
-            except Exception as exc:  # noqa: BLE001 - a malformed entry must not block the stream
-                self._reject(entry_id, fields.get(b"b"), exc)
+                inner, batch_docs_, n = decode_delivery(delivery)
+                if batch_docs_ is not None and not all(isinstance(d, dict) for d in batch_docs_):
+                    raise ValueError("a batch's records must be mappings")
+            except Exception as exc:  # noqa: BLE001 - a malformed batch must not block the queue
+                self._reject(delivery.tag, delivery.body, exc)
                 continue
-            decoded.append((entry_id, inner, entry_docs, n))
-            if entry_docs is not None:
-                docs.extend(entry_docs)
+            decoded.append((delivery, inner, batch_docs_, n))
+            if batch_docs_ is not None:
+                docs.extend(batch_docs_)
                 count += n
             elif inner:
                 parts.append(inner)
@@ -234,16 +210,17 @@ class Keeper:
         try:
             self._commit(parts, docs, count)
         except _BadBatch:
-            # The store answers but refused the batch: find the entries it refuses and set them aside, so one
-            # bad entry never blocks the stream (nor every keeper that would claim it).
-            for entry_id, inner, entry_docs, n in decoded:
+            # The store answers but refused the batch: find the batches it refuses and set them aside, so one bad
+            # batch never blocks the queue (nor every keeper that would claim it).
+            for delivery, inner, batch_docs_, n in decoded:
                 try:
-                    self._commit([inner] if inner else [], entry_docs or [], n)
+                    self._commit([inner] if inner else [], batch_docs_ or [], n)
                 except _BadBatch as exc:
-                    self._reject(entry_id, b"[" + inner + b"]" if inner else orjson.dumps(entry_docs), exc.__cause__)
+                    self._reject(delivery.tag, b"[" + inner + b"]" if inner else orjson.dumps(batch_docs_),
+                                 exc.__cause__)
                     count -= n
-        client.xack(self.stream, self.group, *ids)
-        self.stats.entries += len(ids)
+        self.reader.ack(deliveries)
+        self.stats.entries += len(deliveries)
         self.stats.records += count
         with self.committed:
             self.committed.notify_all()
@@ -254,12 +231,7 @@ class Keeper:
         while True:
             try:
                 if parts:
-                    upsert_encoded = getattr(self.store, "upsert_encoded", None)
-                    joined = EncodedBatch(b"[" + b",".join(parts) + b"]", count)
-                    if upsert_encoded is not None:
-                        upsert_encoded(joined)
-                    else:
-                        self.store.upsert(joined.docs)
+                    self.store.upsert_encoded(EncodedBatch(b"[" + b",".join(parts) + b"]", count))
                     parts = []
                 if docs:
                     self.store.upsert(docs)
@@ -270,7 +242,7 @@ class Keeper:
                 self.stats.store_retries += 1
                 logger.warning("flowcept keeper: store write failed (%s); retrying in %.1fs", exc, delay)
                 if self._stop.wait(delay):
-                    # Not acknowledged: another keeper (or this one, restarted) will write these entries.
+                    # Not acknowledged: another keeper (or this one, restarted) will write these batches.
                     raise _Abandon() from exc
                 delay = min(delay * 2, _BACKOFF_MAX_SECS)
 
@@ -281,47 +253,18 @@ class Keeper:
         except Exception:  # noqa: BLE001 - any failure here means the store itself is the problem
             return False
 
-    def _reject(self, entry_id, body: bytes | None, exc: BaseException | None) -> None:
-        """Set an entry the store refuses aside in the rejects file (acknowledged, counted, logged)."""
+    def _reject(self, tag, body: bytes | None, exc: BaseException | None) -> None:
+        """Set a batch the store refuses aside in the rejects file (acknowledged, counted, logged)."""
         self.stats.rejected += 1
         path = os.path.abspath(self.rejects_path)
         try:
             with open_private_file(path, "ab") as f:
-                f.write(orjson.dumps({"entry_id": entry_id.decode() if isinstance(entry_id, bytes) else entry_id,
+                f.write(orjson.dumps({"entry_id": tag.decode() if isinstance(tag, bytes) else str(tag),
                                       "error": repr(exc), "body": (body or b"").decode("utf-8", "replace")})
                         + b"\n")
         except OSError as write_exc:
             logger.error("flowcept keeper: cannot write the rejects file %s: %s", path, write_exc)
-        logger.warning("flowcept keeper: entry %s was refused (%r) and set aside in %s", entry_id, exc, path)
-
-    # ---- redis --------------------------------------------------------------------------------------------
-    def _redis(self):
-        if self._client is None:
-            from flowcept.transport.redis_streams import connect
-
-            client = connect(self.settings.mq)
-            self._ensure_group(client)
-            self._client = client
-            self._read_own_pending = True
-        return self._client
-
-    def _ensure_group(self, client) -> None:
-        from redis.exceptions import ResponseError
-
-        try:
-            # Id 0: a keeper started after the producers still gets every entry already in the stream.
-            client.xgroup_create(self.stream, self.group, id="0", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
-
-    def _drop_client(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            try:
-                client.close()
-            except Exception:  # noqa: BLE001
-                pass
+        logger.warning("flowcept keeper: batch %s was refused (%r) and set aside in %s", tag, exc, path)
 
     # ---- exact stops --------------------------------------------------------------------------------------
     def wait_committed(self, done: Callable[[], bool], timeout: float | None) -> bool:
@@ -338,16 +281,6 @@ class Keeper:
                 self.committed.wait(0.5 if remaining is None else min(0.5, remaining))
 
 
-class _Abandon(Exception):
-    """The keeper was stopped while the store kept failing: leave the batch unacknowledged for another keeper."""
-
-
-def _redis_lost():
-    from redis import exceptions as e
-
-    return (e.ConnectionError, e.TimeoutError, e.BusyLoadingError)
-
-
 def run_keeper(settings=None, stop_event: threading.Event | None = None, *, store=None,
                consumer: str | None = None, claim_idle_secs: float = 30.0,
                handle_signals: bool = True) -> KeeperStats:
@@ -362,7 +295,7 @@ def run_keeper(settings=None, stop_event: threading.Event | None = None, *, stor
         handle_signals: install SIGTERM/SIGINT handlers that set ``stop_event`` (restored on return).
 
     Raises:
-        BackendUnavailableError: redis-py (or the store's library) is not installed.
+        BackendUnavailableError: the transport's (or the store's) library is not installed.
         ConfigError: the message queue is not enabled.
     """
     from flowcept.errors import ConfigError
@@ -370,21 +303,25 @@ def run_keeper(settings=None, stop_event: threading.Event | None = None, *, stor
 
     settings = settings or get_settings()
     if not settings.mq.enabled:
-        raise ConfigError("the keeper reads the message queue; set mq.enabled: true (and mq.type: redis)",
-                          key="mq.enabled")
-    import flowcept.transport.redis_streams  # noqa: F401 - BackendUnavailableError early
-
+        raise ConfigError("the keeper reads the message queue; set mq.enabled: true (and mq.type: redis or "
+                          "rabbitmq)", key="mq.enabled")
     stop_event = stop_event or threading.Event()
-    keeper = Keeper(settings, store=store, consumer=consumer, claim_idle_secs=claim_idle_secs)
     previous = {}
     if handle_signals and threading.current_thread() is threading.main_thread():
+        # Installed first: a signal that arrives while the keeper is being set up still ends it cleanly.
         def on_signal(signum, frame):
             logger.warning("flowcept keeper: signal %d, finishing the current batch", signum)
             stop_event.set()
 
         for sig in (signal.SIGTERM, signal.SIGINT):
             previous[sig] = signal.signal(sig, on_signal)
-    logger.info("flowcept keeper %s: reading stream %r as group %r", keeper.consumer, keeper.stream, keeper.group)
+    try:
+        keeper = Keeper(settings, store=store, consumer=consumer, claim_idle_secs=claim_idle_secs)
+    except BaseException:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        raise
+    logger.info("flowcept keeper %s: reading %s", keeper.consumer, keeper.reader.describe())
     try:
         return keeper.run(stop_event)
     finally:
@@ -414,13 +351,9 @@ def ingest_file(path: str, store, batch_size: int = 5000,
     from flowcept.records import kind_of
 
     total, bad = 0, 0
-    upsert_encoded = getattr(store, "upsert_encoded", None)
 
     def commit(lines: list[bytes], docs: list[dict]) -> None:
-        if upsert_encoded is not None:
-            upsert_encoded(EncodedBatch(b"[" + b",".join(lines) + b"]", len(lines)))
-        else:
-            store.upsert(docs)
+        store.upsert_encoded(EncodedBatch(b"[" + b",".join(lines) + b"]", len(lines)))
 
     with open(path, "rb") as f:
         lines: list[bytes] = []

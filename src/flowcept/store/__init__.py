@@ -60,6 +60,11 @@ class Store(Protocol):
         """
         ...
 
+    def upsert_encoded(self, batch: Any) -> int:
+        """The batch fast path: ``batch`` is a :class:`flowcept.buffer.EncodedBatch` (one JSON array), merged by id
+        as :meth:`upsert` does, without decoding it in Python where the database can; returns how many were written."""
+        ...
+
     def find(self, collection: str, filter: Mapping | None = None, projection: Any = None, sort: Any = None,
              limit: int = 0) -> list[dict]:
         """Records of ``collection`` matching ``filter``, projected, sorted, at most ``limit`` (0 = all)."""

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from flowcept.store import Store, make_store
+from flowcept.transport import CONFIRMED, Confirmation
 
 
 class EmbeddedTransport:
-    """Writes each batch to a Store in this process (no broker)."""
+    """Writes each batch to a Store in this process (no broker): a write is stored once it returns."""
 
     name = "store"
     primary = True
@@ -20,15 +21,20 @@ class EmbeddedTransport:
         return cls(store) if store is not None else None
 
     def write(self, batch) -> int:
-        upsert_encoded = getattr(self.store, "upsert_encoded", None)
-        if upsert_encoded is not None:
-            upsert_encoded(batch)
-        else:
-            self.store.upsert(batch.docs)
+        self.store.upsert_encoded(batch)
         return 0
 
     def flush(self, timeout: float | None = None) -> bool:
-        return True  # upsert() commits before it returns
+        return True  # upsert_encoded() commits before it returns
+
+    def begin_workflow(self, workflow_id: str) -> None:
+        """Nothing to note: every write is committed before the flusher moves on."""
+
+    def hurry(self, deadline: float | None) -> None:
+        """Nothing to hurry: writes never wait for a broker."""
+
+    def confirm(self, workflow_id: str, deadline: float, wait_stored: bool = False) -> Confirmation:
+        return CONFIRMED  # the buffer's flush returned after the store committed
 
     def close(self) -> None:
         self.store.close()

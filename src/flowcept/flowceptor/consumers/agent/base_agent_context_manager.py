@@ -17,7 +17,6 @@ import time
 from typing import Any, AsyncIterator
 
 from flowcept.capture.agent import bind_agent_tools, register_agent, unregister_agent
-from flowcept.flowceptor.consumers.base_consumer import BaseConsumer
 from flowcept.ids import new_uuid
 
 logger = logging.getLogger("flowcept")
@@ -46,8 +45,12 @@ class BaseAppContext:
         return f"{type(self).__name__}(tasks={len(self.tasks)}, objects={len(self.objects)})"
 
 
-class BaseAgentContextManager(BaseConsumer):
+class BaseAgentContextManager:
     """Runs an agent's provenance capture for the life of its MCP server. Subclass it to add state or handling.
+
+    Not a :class:`~flowcept.flowceptor.consumers.base_consumer.BaseConsumer` (the reference derives it from one):
+    it reads no queue, the tool records reach :meth:`message_handler` straight from capture. ``start_consumer`` and
+    ``stop_consumer`` keep their reference names.
 
     Pass ``lifespan`` to the server (``FastMCP(..., lifespan=mgr.lifespan)`` with mcp 1.x,
     ``MCPServer(..., lifespan=mgr.lifespan)`` with mcp 2.x). Tool calls decorated with
@@ -82,7 +85,7 @@ class BaseAgentContextManager(BaseConsumer):
         self._lock = threading.Lock()
         self._token = None
 
-    # ---- BaseConsumer -------------------------------------------------------------------------------------
+    # ---- lifecycle (the reference's consumer names) ---------------------------------------------------------
     def start_consumer(self) -> "BaseAgentContextManager":
         """Start this agent's Flowcept and emit its agent record (idempotent); returns self."""
         with self._lock:
