@@ -38,7 +38,7 @@ def _check_postgres(dsn: str) -> str:
 
 
 def _check_redis(mq) -> str:
-    from flowcept.transport.redis_streams import connect, redis_errors
+    from flowcept.transport.redis import connect, redis_errors
 
     client = connect(mq)
     try:
@@ -49,6 +49,18 @@ def _check_redis(mq) -> str:
         return f"ok (Redis {info.get('redis_version', '?')}; stream {mq.channel!r} holds {length} entries)"
     finally:
         client.close()
+
+
+def _check_rabbitmq(mq) -> str:
+    from flowcept.errors import TransportError
+    from flowcept.transport.rabbitmq._amqp import group_queue, queue_length, server_version
+
+    version, queue = server_version(mq), group_queue(mq)
+    try:
+        waiting = f"queue {queue!r} holds {queue_length(mq, queue)} batches"
+    except TransportError:  # no such queue yet: nothing was published
+        waiting = f"queue {queue!r} not created yet"
+    return f"ok (RabbitMQ {version}; {waiting})"
 
 
 def service_checks(settings) -> list[tuple[str, str, Callable[[], str], str]]:
@@ -70,9 +82,17 @@ def service_checks(settings) -> list[tuple[str, str, Callable[[], str], str]]:
     mq = settings.mq
     if mq.enabled:
         where = shown["mq"]["uri"] or f"{mq.host}:{mq.port}"
-        out.append(("mq", f"redis {where}", lambda: _check_redis(mq),
-                    "start Redis (redis-server), or fix mq.host / mq.port / mq.uri (MQ_HOST, MQ_PORT, MQ_URI); "
-                    "install the client with pip install 'flowcept[redis]'"))
+        if mq.type == "rabbitmq":
+            from flowcept.transport.rabbitmq._amqp import where as rabbit_where
+
+            out.append(("mq", f"rabbitmq {shown['mq']['uri'] or rabbit_where(mq)}", lambda: _check_rabbitmq(mq),
+                        "start RabbitMQ, or fix mq.host / mq.port / mq.username / mq.password / mq.vhost / mq.uri "
+                        "(MQ_HOST, MQ_PORT, MQ_USERNAME, MQ_VHOST, MQ_URI); install the client with pip install "
+                        "'flowcept[rabbitmq]'"))
+        else:
+            out.append(("mq", f"redis {where}", lambda: _check_redis(mq),
+                        "start Redis (redis-server), or fix mq.host / mq.port / mq.uri (MQ_HOST, MQ_PORT, MQ_URI); "
+                        "install the client with pip install 'flowcept[redis]'"))
     return out
 
 

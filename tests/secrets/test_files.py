@@ -131,7 +131,7 @@ def test_redis_and_postgres_run_redacts_and_keeps_files_private(fc_env, tmp_path
     from flowcept.keeper import Keeper
     from flowcept.settings import get_settings
     from flowcept.store.postgres import PostgresStore
-    from flowcept.transport import redis_streams
+    from flowcept.transport.redis import retained as redis_retained
     from tests.distributed.test_distributed import pg_schema_uri
     from tests.fix_proxy import TcpProxy
     from tests.transport.redis_env import cleanup_stream, redis_client, wait_for
@@ -140,7 +140,7 @@ def test_redis_and_postgres_run_redacts_and_keeps_files_private(fc_env, tmp_path
     proxy = TcpProxy(("127.0.0.1", 6379))
     proxy.start()
     out = tmp_path / "run"
-    monkeypatch.setattr(redis_streams, "RETAIN_MAX_BYTES", 1)  # every unacknowledged batch past one goes to disk
+    monkeypatch.setattr(redis_retained, "RETAIN_MAX_BYTES", 1)  # every unacknowledged batch past one goes to disk
     try:
         with pg_schema_uri(pg_dsn) as uri:
             write_settings(tmp_path, (

@@ -13,13 +13,15 @@ from flowcept.errors import ConfigError
 @click.command()
 @click.option("--consumer", metavar="NAME", help="This keeper's name in the consumer group (default host:pid:random).")
 @click.option("--claim-idle-secs", type=click.FloatRange(min=0), default=30.0, show_default=True,
-              help="Claim stream entries another keeper left unacknowledged this long.")
+              help="Claim stream entries another keeper left unacknowledged this long (Redis; RabbitMQ "
+                   "redelivers them by itself).")
 @click.option("-q", "--quiet", is_flag=True, help="Log warnings only.")
 @click.pass_context
 def keeper(ctx: click.Context, consumer: str | None, claim_idle_secs: float, quiet: bool) -> None:
     """Read records from the message queue (mq) and write them to the store.
 
-    Needs mq.enabled: true (Redis) and a database. Several keepers share the stream without duplicates.
+    Needs mq.enabled: true (mq.type redis or rabbitmq) and a database. Several keepers share the work without
+    duplicates.
     SIGTERM or Ctrl-C finishes and acknowledges the batch in hand, then exits 0.
     """
     settings = settings_of(ctx)
@@ -28,11 +30,12 @@ def keeper(ctx: click.Context, consumer: str | None, claim_idle_secs: float, qui
     except ImportError as exc:  # the keeper ships with the redis transport; a partial install may lack it
         raise click.ClickException(f"the keeper is not available in this installation ({exc})") from exc
     if not settings.mq.enabled:
-        raise ConfigError("the keeper reads the message queue; set mq.enabled: true (and mq.type: redis)",
-                          key="mq.enabled")
+        raise ConfigError("the keeper reads the message queue; set mq.enabled: true (and mq.type: redis or "
+                          "rabbitmq)", key="mq.enabled")
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    click.echo(f"flowcept keeper: stream {settings.mq.channel!r} -> {settings.databases.store_kind or 'no'} store; "
+    source = "RabbitMQ exchange" if settings.mq.type == "rabbitmq" else "stream"
+    click.echo(f"flowcept keeper: {source} {settings.mq.channel!r} -> {settings.databases.store_kind or 'no'} store; "
                "Ctrl-C or SIGTERM to stop", err=True)
     stats = run_keeper(settings, None, consumer=consumer, claim_idle_secs=claim_idle_secs, handle_signals=True)
     click.echo(f"keeper stopped: {stats.records} records in {stats.entries} entries stored"

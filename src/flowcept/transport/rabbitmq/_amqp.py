@@ -92,6 +92,31 @@ def declare_stored(channel, mq, producer_id: str) -> str:
     return queue
 
 
+def queue_length(mq, queue: str) -> int:
+    """Messages waiting in ``queue``, not delivered to any consumer; asked on a connection of its own, which
+    consumes nothing.
+
+    Raises:
+        TransportError: RabbitMQ failed, or there is no such queue.
+    """
+    connection = connect(mq)
+    try:
+        with amqp_errors("reading the queue length"):
+            return connection.channel().queue_declare(queue, passive=True).method.message_count
+    finally:
+        close_quietly(connection)
+
+
+def server_version(mq) -> str:
+    """The RabbitMQ server's version (it proves the broker answers and accepts the credentials)."""
+    connection = connect(mq)
+    try:
+        version = connection._impl.server_properties.get("version", b"?")
+        return version.decode() if isinstance(version, bytes) else str(version)
+    finally:
+        close_quietly(connection)
+
+
 def where(mq) -> str:
     if mq.uri:
         from flowcept.settings import _redact_uri

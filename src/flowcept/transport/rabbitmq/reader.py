@@ -19,7 +19,8 @@ import orjson
 from flowcept.errors import BrokerUnreachableError
 from flowcept.transport import Delivery
 from flowcept.transport._publisher import new_producer_id
-from flowcept.transport.rabbitmq._amqp import amqp_errors, close_quietly, connect, declare_group, group_queue
+from flowcept.transport.rabbitmq._amqp import (amqp_errors, close_quietly, connect, declare_group, group_queue,
+                                               queue_length)
 
 logger = logging.getLogger("flowcept")
 
@@ -134,13 +135,8 @@ class QueueReader:
 
     def backlog(self) -> int:
         """Batches waiting in the group's queue, not delivered to any consumer (with none connected: every batch not
-        acknowledged). Asked on a connection of its own, which consumes nothing."""
-        connection = connect(self.mq)
-        try:
-            with amqp_errors("reading the queue length"):
-                return connection.channel().queue_declare(self.queue, passive=True).method.message_count
-        finally:
-            close_quietly(connection)
+        acknowledged)."""
+        return queue_length(self.mq, self.queue)
 
     def _drop(self) -> None:
         connection, self._connection, self._channel = self._connection, None, None
