@@ -18,7 +18,6 @@ import logging
 import os
 import signal
 import threading
-import time
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
@@ -123,7 +122,6 @@ class Keeper:
         self.rejects_path = os.path.splitext(settings.mq.spill_path)[0] + "_rejected.jsonl"
         self.block_secs = block_ms / 1000
         self.stats = KeeperStats()
-        self.committed = threading.Condition()  # notified after each commit
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -222,8 +220,6 @@ class Keeper:
         self.reader.ack(deliveries)
         self.stats.entries += len(deliveries)
         self.stats.records += count
-        with self.committed:
-            self.committed.notify_all()
 
     def _commit(self, parts: list[bytes], docs: list[dict], count: int) -> None:
         """Write to the store, retrying store failures until it succeeds or the keeper is stopped."""
@@ -265,20 +261,6 @@ class Keeper:
         except OSError as write_exc:
             logger.error("flowcept keeper: cannot write the rejects file %s: %s", path, write_exc)
         logger.warning("flowcept keeper: batch %s was refused (%r) and set aside in %s", tag, exc, path)
-
-    # ---- exact stops --------------------------------------------------------------------------------------
-    def wait_committed(self, done: Callable[[], bool], timeout: float | None) -> bool:
-        """Wait until ``done()`` is true, re-checking after each commit of this keeper (and twice a second, for
-        commits of other keepers). Returns False when ``timeout`` passed first."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            if done():
-                return True
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                return False
-            with self.committed:
-                self.committed.wait(0.5 if remaining is None else min(0.5, remaining))
 
 
 def run_keeper(settings=None, stop_event: threading.Event | None = None, *, store=None,

@@ -31,6 +31,7 @@ from flowcept.transport.rabbitmq._amqp import (amqp_errors, close_quietly, conne
 logger = logging.getLogger("flowcept")
 
 _DRAIN_EVERY_SECS = 0.5
+_IDLE_CHECK_SECS = 10.0
 
 
 class RabbitMQTransport(Publisher):
@@ -51,6 +52,7 @@ class RabbitMQTransport(Publisher):
         self._unstored: dict[int, int] = {}  # seq -> records, for batches no keeper said it stored yet
         self._unstored_lock = threading.Lock()
         self._last_drain = 0.0
+        self._last_used = 0.0
 
     @classmethod
     def from_settings(cls, settings) -> "RabbitMQTransport":
@@ -65,6 +67,16 @@ class RabbitMQTransport(Publisher):
     def _open(self):
         """The flusher's channel (confirm mode), connecting and declaring the queues on first use."""
         self._check_fork()
+        now = time.monotonic()
+        if self._channel is not None and now - self._last_used > _IDLE_CHECK_SECS:
+            # Idle past a heartbeat or two: the broker may have closed the connection. Find out now (this also
+            # answers its heartbeats) and reconnect quietly, rather than report an outage on the next publish.
+            try:
+                with amqp_errors("checking an idle connection"):
+                    self._connection.process_data_events(0)
+            except TransportError:
+                self._disconnect()
+        self._last_used = now
         if self._channel is None or not self._channel.is_open:
             self._disconnect()
             connection = connect(self.mq)
