@@ -110,7 +110,7 @@ class TestRabbitMQTransport:
 
         proxy = TcpProxy(("127.0.0.1", 5672))
         proxy.start()
-        broker_settings("rabbitmq", tmp_path, monkeypatch, deadline=0.3, port=proxy.port)
+        proxied = broker_settings("rabbitmq", tmp_path, monkeypatch, deadline=0.3, port=proxy.port)
         monkeypatch.setattr(producer, "_IDLE_CHECK_SECS", 0.0)
         caplog.set_level(logging.WARNING, logger="flowcept")
         try:
@@ -124,6 +124,7 @@ class TestRabbitMQTransport:
             assert "unreachable" not in caplog.text
         finally:
             proxy.cut()
+            cleanup(proxied)
 
     def test_broker_away_spills_and_the_file_ingests(self, env, tmp_path, monkeypatch):
         """With the broker unreachable past the deadline, batches go to this process's spill file, one record per
