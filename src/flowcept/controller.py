@@ -252,8 +252,8 @@ class Flowcept(FlowceptObjects, metaclass=_FlowceptMeta):
             if buffer.flush(timeout):
                 confirmation = transport.confirm(self.workflow_id, deadline,
                                                  wait_stored=keeper is not None and self.check_safe_stops)
-            else:
-                confirmation = Confirmation(False, buffer.pending)
+            else:  # the deadline passed with records still in the buffer (counted below, as buffer.pending)
+                confirmation = Confirmation(False)
             transport.hurry(None)
         done = _runtime.release_buffer(buffer, max(0.0, deadline - time.monotonic()))
         if keeper is not None:
@@ -266,10 +266,9 @@ class Flowcept(FlowceptObjects, metaclass=_FlowceptMeta):
                                  adapters={a.key: a.counts() for a in self._adapters})
         if buffer.dropped:
             logger.warning("flowcept: %d record(s) could not be stored (see earlier messages)", buffer.dropped)
-        if not done:
+        # Spilled records are safe on disk: only safe stops insist that they reached the store.
+        if not done or not confirmation.confirmed and (self.check_safe_stops or confirmation.spill_path is None):
             raise StopTimeoutError(buffer.pending + confirmation.unconfirmed, confirmation.spill_path, timeout)
-        if not confirmation.confirmed and (self.check_safe_stops or confirmation.spill_path is None):
-            raise StopTimeoutError(confirmation.unconfirmed, confirmation.spill_path, timeout)
         if self._workflow_in_store_only and not self._save_workflow:
             self._store_workflow_record(_error)
         return self.report

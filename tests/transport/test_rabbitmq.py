@@ -133,7 +133,7 @@ class TestRabbitMQTransport:
         from flowcept.errors import StopTimeoutError
 
         broker_settings("rabbitmq", tmp_path, monkeypatch, deadline=0.2, port=1,
-                        extra="buffer:\n  stop_timeout_secs: 1\n")
+                        extra="buffer:\n  stop_timeout_secs: 3\n")
 
         @flowcept_task
         def double(x):
