@@ -91,6 +91,22 @@ class Status(str, Enum):
 TERMINAL_STATUSES = frozenset({"FINISHED", "ERROR"})
 
 
+class ML_Types:  # noqa: N801 - documented name
+    """Subtypes used by ML workflows."""
+
+    WORKFLOW = "ml_workflow"
+    DATA_PREP = "dataprep"
+    LEARNING = "learning"
+    MODEL_SELECTION = "model_selection"
+
+
+class PROV_AGENT:  # noqa: N801 - documented name
+    """Subtypes used by agent capture."""
+
+    AI_MODEL_INVOCATION = "ai_model_invocation"
+    AGENT_TOOL = "agent_tool"
+
+
 class _Record:
     """Attribute view of a record dict: reading a field not set gives None; setting one writes the dict."""
 

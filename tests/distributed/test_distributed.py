@@ -12,8 +12,8 @@ import time
 import pytest
 
 from tests.transport.brokers import broker_settings
-from tests.transport.redis_env import (PrivateRedis, cleanup_stream, make_store, redis_settings, run_script,
-                                       start_keeper_process, wait_for)
+from tests.transport.redis_env import (PrivateRedis, cleanup_stream, make_store, redis_client, redis_settings,
+                                       run_script, start_keeper_process, wait_for)
 
 pytestmark = pytest.mark.redis
 
@@ -50,7 +50,30 @@ def pg_schema_uri(pg_dsn: str, port: int | None = None):
                f"?options={quote(info['options'])}")
 
 
+def _pending_records(stream: str) -> int:
+    """Records in the stream entries delivered to a keeper group and not acknowledged (read from Redis)."""
+    client = redis_client()
+    total = 0
+    for group in client.xinfo_groups(stream):
+        for pending in client.xpending_range(stream, group["name"], "-", "+", 100_000):
+            entry = client.xrange(stream, pending["message_id"], pending["message_id"])
+            if entry:
+                total += int(entry[0][1].get(b"n", 0))
+    return total
+
+
+def _records_stored_by_keeper(log_path) -> int:
+    """The record count a keeper process reports when it stops ("keeper stopped: N records ...")."""
+    import re
+
+    text = log_path.read_text(errors="replace")
+    found = re.findall(r"keeper stopped: (\d+) records", text)
+    assert found, text[-2000:]
+    return int(found[-1])
+
+
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_keeper_killed_mid_stream_loses_and_duplicates_nothing(tmp_path, monkeypatch, pg_dsn):
     """4 producers x 50,000 tasks; the keeper is SIGKILLed mid-stream and restarted: exactly 200,000 records."""
     with pg_schema_uri(pg_dsn) as uri:
@@ -71,12 +94,21 @@ def _kill_keeper_mid_stream(tmp_path, monkeypatch, uri: str) -> None:
         keeper.kill()
         keeper.wait()
         stored_at_kill = store.count("tasks", {"workflow_id": wf})
+        in_flight = _pending_records(env["stream"])  # read by the killed keeper, never acknowledged
         assert all(p.wait(300) == 0 for p in producers)
-        keeper = start_keeper_process(tmp_path, "--claim-idle-secs", "1")
+        keeper = start_keeper_process(tmp_path, "--claim-idle-secs", "1", log_name="keeper2.log")
         wait_for(lambda: store.count("tasks", {"workflow_id": wf}) >= 200000, 300, "200,000 tasks", every=0.5)
         time.sleep(1.0)  # let any late duplicate write land before counting
         assert store.count("tasks", {"workflow_id": wf}) == 200000
         assert stored_at_kill < 200000
+        # Deliveries at the keeper, not only rows (an upsert hides a double delivery): the restarted keeper got
+        # every record the killed one had not acknowledged, and nothing else; only records of the entries in
+        # flight at the kill (stored, not yet acknowledged) may come twice.
+        keeper.send_signal(signal.SIGTERM)
+        assert keeper.wait(60) == 0
+        delivered = _records_stored_by_keeper(tmp_path / "keeper2.log")
+        assert 200000 - stored_at_kill <= delivered <= 200000 - stored_at_kill + in_flight, \
+            (delivered, stored_at_kill, in_flight)
         ids = {t["task_id"] for t in store.find("tasks", {"workflow_id": wf}, projection=["task_id"])}
         assert len(ids) == 200000
         finished = store.count("tasks", {"workflow_id": wf, "status": "FINISHED"})

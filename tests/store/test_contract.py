@@ -5,9 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import stat
-import sys
 import tempfile
-import time
 
 import pytest
 
@@ -291,17 +289,13 @@ class TestSqliteStore:
 
     @pytest.mark.slow
     def test_upsert_throughput(self, tmp_path):
-        """100,000 small tasks upsert in one call (reported, loose bound: shared CI machines are noisy)."""
+        """100,000 small tasks upsert in one call, every one counted (the time is reported by bench/bench_pace.py)."""
         store = SqliteStore(tmp_path / "perf.sqlite")
         recs = [{"type": "task", "task_id": f"t{i}", "workflow_id": "wf", "activity_id": f"a{i % 10}",
                  "status": "FINISHED", "started_at": 1.0 + i, "ended_at": 2.0 + i, "used": {"x": i}}
                 for i in range(100_000)]
-        start = time.perf_counter()
         assert store.upsert(recs) == 100_000
-        elapsed = time.perf_counter() - start
-        print(f"upsert 100k: {elapsed:.3f}s", file=sys.stderr)
         assert store.count("tasks") == 100_000
-        assert elapsed < 10
         store.close()
 
 

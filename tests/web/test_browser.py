@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 
 import pytest
 
@@ -82,11 +81,9 @@ def test_pages_show_a_captured_workflow_and_live_tasks(browser_page, tmp_path, m
             shot(page, tmp_path, "workflow")
 
             # Live: a task captured while the page is open appears without reloading.
-            started = time.monotonic()
             preprocess([5], scale=10)
             page.wait_for_function("document.querySelector('#task-count').textContent === '4'", timeout=5000)
             assert page.locator("#gantt rect.gantt-bar").count() == 4
-            assert time.monotonic() - started < 10  # the wait above already bounds it at 5 s
             shot(page, tmp_path, "workflow_live")
 
             page.locator("a.task-link", has_text="train").first.click()

@@ -266,6 +266,33 @@ def _source(spec: TaskSpec, fields: dict[str, str], simple: bool) -> tuple[str, 
     return template.format(**fields, **values), constants
 
 
+#: The options every task decorator accepts (``agent_name`` and ``source_agent_name`` are accepted and ignored).
+TASK_OPTIONS = frozenset({
+    "output_names", "args_handler", "tags", "custom_metadata", "subtype", "agent_id", "source_agent_id",
+    "workflow_id", "campaign_id", "capture_telemetry", "activity_id", "agent_name", "source_agent_name",
+    "redact", "redact_allow",
+})
+
+
+def check_options(options: dict, allowed: frozenset, where: str) -> None:
+    """Refuse options ``where`` does not accept, naming them and the accepted ones; drop the ignored ones."""
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise TypeError(f"{where}() got unexpected option(s) {', '.join(unknown)}; "
+                        f"accepted: {', '.join(sorted(allowed))}")
+    options.pop("agent_name", None)
+    options.pop("source_agent_name", None)
+
+
+def task_wrapper(func: Callable, **options: Any) -> Callable:
+    """The capture wrapper of ``func`` for ``options`` (see :class:`TaskSpec`): the engine of every task decorator.
+
+    Integrations extend it instead of wrapping it: ``agent_id`` may be a callable returning the id for each call
+    (None: no agent), and ``on_record(task)`` sees each finished task dict just before it is queued.
+    """
+    return make_wrapper(TaskSpec(func, **options))
+
+
 def make_wrapper(spec: TaskSpec) -> Callable:
     """The capture wrapper of ``spec.func``: generated for its signature, with only the steps ``spec`` needs."""
     if spec.args_handler is not None:

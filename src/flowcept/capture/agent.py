@@ -1,7 +1,7 @@
 """Agent capture: MCP tool calls as ``agent_tool`` tasks, model calls inside them as ``ai_model_invocation`` tasks.
 
 ```
-MCP client ── call_tool ──▶ @agent_flowcept_task wrapper ──▶ _task_decorator (the @flowcept_task engine)
+MCP client ── call_tool ──▶ @agent_flowcept_task wrapper ──▶ task_wrapper (the @flowcept_task engine)
                                │ stamps agent_id, feeds the agent's history     │ used / generated / timing / status
                                ▼                                                ▼
                      FlowceptLLM(model)(prompt)  ── child task (parent = the tool's task) ──▶ scope.buffer
@@ -21,8 +21,7 @@ from typing import Any, Callable
 
 from flowcept import context as _ctx
 from flowcept._internal_errors import report_internal_error
-from flowcept.capture._builder import name_of
-from flowcept.capture.decorator import _check_options, _task_decorator
+from flowcept.capture._builder import check_options, name_of, task_wrapper
 from flowcept.redact import redacted_copy
 
 __all__ = ["FlowceptLLM", "agent_flowcept_task", "bind_agent_tools", "get_current_context_task"]
@@ -122,7 +121,7 @@ def agent_flowcept_task(func: Callable | None = None, **options: Any):
     Returns:
         The wrapped function (same signature, so MCP's schema introspection sees the tool's parameters).
     """
-    _check_options(dict(options), _AGENT_OPTIONS, "agent_flowcept_task")
+    check_options(dict(options), _AGENT_OPTIONS, "agent_flowcept_task")
     if func is None:
         return lambda f: agent_flowcept_task(f, **options)
     return _agent_wrapper(func, **options)
@@ -132,8 +131,8 @@ def _agent_wrapper(func: Callable, agent_id: Any = None, subtype: str = AGENT_TO
                    output_names: Any = "result", **options: Any) -> Callable:
     fixed_agent = str(agent_id) if agent_id is not None else None
     name = options.get("activity_id") or name_of(func)
-    inner = _task_decorator(func, subtype=subtype, output_names=output_names, on_record=_on_tool_record,
-                            agent_id=lambda: fixed_agent or _current_agent_id(), **options)
+    inner = task_wrapper(func, subtype=subtype, output_names=output_names, on_record=_on_tool_record,
+                         agent_id=lambda: fixed_agent or _current_agent_id(), **options)
 
     if inspect.iscoroutinefunction(func):
         @functools.wraps(func)

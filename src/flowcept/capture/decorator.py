@@ -12,7 +12,7 @@ import argparse
 from typing import Any, Callable
 
 from flowcept import context as _ctx
-from flowcept.capture._builder import TaskSpec, make_wrapper, name_of
+from flowcept.capture._builder import TASK_OPTIONS, TaskSpec, check_options, make_wrapper, name_of, task_wrapper
 from flowcept.serialize import sanitize
 
 __all__ = ["flowcept_task", "telemetry_flowcept_task", "lightweight_flowcept_task", "default_args_handler",
@@ -31,15 +31,6 @@ def default_args_handler(*args: Any, **kwargs: Any) -> dict:
         handled[f"arg_{i}"] = arg
     handled.update(kwargs)
     return sanitize(handled)
-
-
-def _task_decorator(func: Callable, **options: Any) -> Callable:
-    """The engine behind every task decorator: a :class:`TaskSpec` made once, and the wrapper generated for it.
-
-    Integrations extend it instead of wrapping it: ``agent_id`` may be a callable returning the id for each call
-    (None: no agent), and ``on_record(task)`` sees each finished task dict just before it is queued.
-    """
-    return make_wrapper(TaskSpec(func, **options))
 
 
 def flowcept_task(func: Callable | None = None, **options: Any):
@@ -64,10 +55,10 @@ def flowcept_task(func: Callable | None = None, **options: Any):
     An exception raised by the function is recorded (``status: ERROR``, message in ``stderr``) and re-raised
     unchanged. Calls made while no Flowcept is running are not captured.
     """
-    _check_options(options, _TASK_OPTIONS, "flowcept_task")
+    check_options(options, TASK_OPTIONS, "flowcept_task")
     if func is None:
-        return lambda f: _task_decorator(f, **options)
-    return _task_decorator(func, **options)
+        return lambda f: task_wrapper(f, **options)
+    return task_wrapper(func, **options)
 
 
 def telemetry_flowcept_task(func: Callable | None = None, **options: Any):
@@ -76,11 +67,11 @@ def telemetry_flowcept_task(func: Callable | None = None, **options: Any):
     With telemetry capture off in the settings, a CPU/memory snapshot is taken anyway: the decorator is an
     explicit request.
     """
-    _check_options(options, _TASK_OPTIONS, "telemetry_flowcept_task")
+    check_options(options, TASK_OPTIONS, "telemetry_flowcept_task")
     options.setdefault("capture_telemetry", True)
     if func is None:
-        return lambda f: _task_decorator(f, **options)
-    return _task_decorator(func, **options)
+        return lambda f: task_wrapper(f, **options)
+    return task_wrapper(func, **options)
 
 
 def lightweight_flowcept_task(func: Callable | None = None, *, output_names=None):
@@ -92,22 +83,6 @@ def lightweight_flowcept_task(func: Callable | None = None, *, output_names=None
     if func is None:
         return lambda f: lightweight_flowcept_task(f, output_names=output_names)
     return make_wrapper(TaskSpec(func, lightweight=True, output_names=output_names))
-
-
-_TASK_OPTIONS = frozenset({
-    "output_names", "args_handler", "tags", "custom_metadata", "subtype", "agent_id", "source_agent_id",
-    "workflow_id", "campaign_id", "capture_telemetry", "activity_id", "agent_name", "source_agent_name",
-    "redact", "redact_allow",
-})
-
-
-def _check_options(options: dict, allowed: frozenset, where: str) -> None:
-    unknown = sorted(set(options) - allowed)
-    if unknown:
-        raise TypeError(f"{where}() got unexpected option(s) {', '.join(unknown)}; "
-                        f"accepted: {', '.join(sorted(allowed))}")
-    options.pop("agent_name", None)
-    options.pop("source_agent_name", None)
 
 
 def get_current_context_task_id() -> str | None:

@@ -21,7 +21,7 @@ from flowcept._internal_errors import report_internal_error
 from flowcept.buffer import emit_inline
 from flowcept.capture._codegen import compile_function
 from flowcept._runtime import hostname
-from flowcept.capture._builder import telemetry_sampler
+from flowcept.capture._builder import end_telemetry, telemetry_sampler
 from flowcept.ids import new_id
 from flowcept.serialize import IMMUTABLE_TYPES, snapshot, snapshot_expression, snapshot_values
 
@@ -191,16 +191,9 @@ def _fc_iterations(loop, scope, items, buffer, static, id_prefix, outer, sampler
 """.replace("@EMIT@", emit_inline("buffer", "rec", " " * 12)).replace("@ITEM@", snapshot_expression("item"))
 
 
-def _end_telemetry(rec: dict, sampler) -> None:
-    try:
-        rec["telemetry_at_end"] = sampler.snapshot()
-    except Exception as exc:  # noqa: BLE001
-        report_internal_error("telemetry", exc)
-
-
 _iterations = compile_function(_ITERATIONS_SOURCE, "_fc_iterations", "FlowceptLoop iterations", {
     "_fc_clock": time.time, "_fc_parent_set": _parent_var.set, "_fc_immutable": IMMUTABLE_TYPES,
-    "_fc_snapshot": snapshot, "_fc_end_telemetry": _end_telemetry, "_fc_deliver": _deliver})
+    "_fc_snapshot": snapshot, "_fc_end_telemetry": end_telemetry, "_fc_deliver": _deliver})
 
 
 class FlowceptLightweightLoop(FlowceptLoop):

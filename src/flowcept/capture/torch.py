@@ -25,9 +25,9 @@ import time
 from typing import Any
 
 from flowcept import context as _ctx
-from flowcept._internal_errors import report_internal_error
+from flowcept._internal_errors import internal_errors
 from flowcept._runtime import hostname
-from flowcept.capture._builder import NoScopeWarning
+from flowcept.capture._builder import NoScopeWarning, end_telemetry
 from flowcept.capture.loop import FlowceptLightweightLoop, FlowceptLoop
 from flowcept.ids import new_id, new_uuid
 
@@ -255,10 +255,8 @@ def _setup(model, cls, options: dict) -> None:
     st.children_mode = tcfg.children_mode or "lightweight"
     st.profile = None
     if options.get("get_profile"):
-        try:
+        with internal_errors("torch model profile"):
             st.profile = get_torch_model_profile(model)
-        except Exception as exc:  # noqa: BLE001
-            report_internal_error("torch model profile", exc)
     # Plain instance attribute: nn.Module.__setattr__ would try to register it.
     object.__setattr__(model, "_flowcept", st)
     st.children = []
@@ -299,17 +297,12 @@ def _forward_record(st: _ModelCapture, scope, tid: str, parent, started: float, 
            "status": "FINISHED", "hostname": hostname(),
            "custom_metadata": st.meta_train if training else st.meta_eval}
     tensor_cls = st.tensor_cls
-    try:
+    with internal_errors("torch tensor metadata"):
         rec["used"] = _inputs(args, kwargs, tensor_cls)
         if out is not None:
             rec["generated"] = _outputs(out, tensor_cls)
-    except Exception as exc:  # noqa: BLE001
-        report_internal_error("torch tensor metadata", exc)
     if scope.telemetry is not None:
-        try:
-            rec["telemetry_at_end"] = scope.telemetry.snapshot()
-        except Exception as exc:  # noqa: BLE001
-            report_internal_error("telemetry", exc)
+        end_telemetry(rec, scope.telemetry)
     return rec
 
 
@@ -350,17 +343,12 @@ def _instrument_child(st: _ModelCapture, name: str, child) -> None:
                "subtype": "child_forward", "parent_task_id": parent, "started_at": started, "ended_at": ended,
                "status": "FINISHED", "custom_metadata": meta}
         if inspect_tensors:
-            try:
+            with internal_errors("torch tensor metadata"):
                 rec["used"] = _inputs(args, kwargs, st.tensor_cls)
                 if out is not None:
                     rec["generated"] = _outputs(out, st.tensor_cls)
-            except Exception as exc:  # noqa: BLE001
-                report_internal_error("torch tensor metadata", exc)
         if telemetry and scope.telemetry is not None:
-            try:
-                rec["telemetry_at_end"] = scope.telemetry.snapshot()
-            except Exception as exc:  # noqa: BLE001
-                report_internal_error("telemetry", exc)
+            end_telemetry(rec, scope.telemetry)
         scope.buffer.emit(rec)
         return out
 

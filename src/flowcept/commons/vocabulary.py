@@ -1,22 +1,5 @@
-"""Vocabulary of record values (compatibility path)."""
+"""Vocabulary of record values (compatibility path: the definitions live in :mod:`flowcept.records`)."""
 
-from flowcept.records import Status
-
-
-class ML_Types:  # noqa: N801 - documented name
-    """Subtypes used by ML workflows."""
-
-    WORKFLOW = "ml_workflow"
-    DATA_PREP = "dataprep"
-    LEARNING = "learning"
-    MODEL_SELECTION = "model_selection"
-
-
-class PROV_AGENT:  # noqa: N801 - documented name
-    """Subtypes used by agent capture."""
-
-    AI_MODEL_INVOCATION = "ai_model_invocation"
-    AGENT_TOOL = "agent_tool"
-
+from flowcept.records import ML_Types, PROV_AGENT, Status
 
 __all__ = ["Status", "ML_Types", "PROV_AGENT"]
