@@ -125,11 +125,12 @@ def _snapshot(value: Any) -> Any:
     if cls is dict:
         if len(value) > RUNTIME.max_snapshot_items:
             return _summary(value)
-        return {k: _snapshot(v) for k, v in value.items()}
+        # Immutable values inline: no call per int or string.
+        return {k: v if type(v) in _IMMUTABLE else _snapshot(v) for k, v in value.items()}
     if cls is list or cls is tuple or cls is set or cls is frozenset:
         if len(value) > RUNTIME.max_snapshot_items:
             return _summary(value)
-        return [_snapshot(v) for v in value]
+        return [v if type(v) in _IMMUTABLE else _snapshot(v) for v in value]
     if hasattr(value, "dtype") and hasattr(value, "shape"):
         return _array_snapshot(value)
     return value

@@ -91,6 +91,9 @@ class TaskSpec:
         self.capture_telemetry = capture_telemetry
         self.on_record = on_record
         self.no_scope = NoScopeWarning(getattr(func, "__qualname__", repr(func)))
+        #: ``result -> generated dict`` (snapshotted; None when there is nothing); a failure is reported, gives None.
+        self.generated: Callable[[Any], dict | None] = guarded(f"outputs of {self.name}")(
+            functools.partial(_generated, self.to_generated))
 
     # ---- inputs: taken before the call, in every path ---------------------------------------------------------
     def input_expression(self, name: str) -> str:
@@ -101,7 +104,7 @@ class TaskSpec:
         """The snapshotted ``used`` dict of one call (generic path: any signature, ``args_handler``)."""
         if self.args_handler is None:
             used = self.binder(args, kwargs)
-            if args and type(args[0]) is argparse.Namespace:
+            if args and type(args[0]) is argparse.Namespace and not self.lightweight:
                 return flatten_namespace(snapshot_values(used), args[0])
             return snapshot_values(used)
         try:
@@ -136,12 +139,7 @@ class TaskSpec:
             if aid is not None:
                 task["agent_id"] = str(aid)
 
-    def outputs(self, task: dict, result: Any) -> None:
-        """``generated`` from a return value, per ``output_names`` / ``args_handler``."""
-        with internal_errors(f"outputs of {self.name}"):
-            generated = self.to_generated(result)
-            if generated is not None:
-                task["generated"] = snapshot(generated)
+
 
     def finished(self, task: dict) -> None:
         """Let ``on_record`` see the finished task."""
@@ -161,6 +159,11 @@ class TaskSpec:
             if self.on_record is not None:
                 self.finished(task)
             scope.buffer.emit(task)
+
+
+def _generated(to_generated: Callable[[Any], dict | None], result: Any) -> dict | None:
+    out = to_generated(result)
+    return snapshot(out) if out is not None else None
 
 
 def flatten_namespace(used: dict, namespace: argparse.Namespace) -> dict:
@@ -185,7 +188,7 @@ _TEMPLATE = """
     _fc_used = {used}
     if type({first_arg}) is _fc_namespace:  #@namespace
         _fc_used = _fc_flatten(_fc_used, {first_arg})  #@namespace
-    _fc_task = {{"type": "task", "task_id": {new_id}, {fields}}}
+    _fc_task = {{"type": "task", "task_id": {new_id}, {fields}}}  #@full
     if _fc_used:  #@lift
         _fc_spec.lift_ids(_fc_task, _fc_used)  #@lift
     _fc_spec.add_agent(_fc_task)  #@agent
@@ -202,17 +205,22 @@ _TEMPLATE = """
     except BaseException as _fc_exc:
         _fc_parent_reset(_fc_token)  #@full
         _fc_spec.fail(_fc_scope, _fc_task, _fc_exc, _fc_started, _fc_sampler)  #@full
-        _fc_spec.fail(_fc_scope, _fc_task, _fc_exc, None, None)  #@light
+        _fc_spec.fail(_fc_scope, {{"type": "task", "task_id": {new_id}, {fields}}}, _fc_exc, None, None)  #@light
         raise
     _fc_task["ended_at"] = _fc_clock()  #@full
     _fc_parent_reset(_fc_token)  #@full
     _fc_task["started_at"] = _fc_started  #@full
     _fc_task["status"] = "FINISHED"  #@full
-    if _fc_result is not None:
-        if _fc_single_key is not None and type(_fc_result) is not dict:
-            _fc_task["generated"] = {{_fc_single_key: {result_value}}}
-        else:
-            _fc_spec.outputs(_fc_task, _fc_result)
+    if _fc_result is None:
+        _fc_generated = None
+    elif _fc_single_key is not None and type(_fc_result) is not dict:
+        _fc_generated = {{_fc_single_key: {result_value}}}
+    else:
+        _fc_generated = _fc_spec.generated(_fc_result)
+    if _fc_generated is not None:  #@full
+        _fc_task["generated"] = _fc_generated  #@full
+    # The lightweight record is built in one piece after the call (a dict literal, no growth).  #@light
+    _fc_task = {{"type": "task", "task_id": {new_id}, {fields}, "generated": _fc_generated}}  #@light
     if _fc_sampler is not None:  #@full
         _fc_end_telemetry(_fc_task, _fc_sampler)  #@full
     _fc_spec.finished(_fc_task)  #@on_record
@@ -227,7 +235,8 @@ def _source(spec: TaskSpec, fields: dict[str, str], simple: bool) -> tuple[str, 
     flags = {
         "full": not spec.lightweight,
         "light": spec.lightweight,
-        "namespace": simple and fields["first_arg"] != "None" and spec.args_handler is None,
+        # The documented argparse flattening is @flowcept_task's; the lightweight record keeps arguments as passed.
+        "namespace": simple and fields["first_arg"] != "None" and spec.args_handler is None and not spec.lightweight,
         "lift": spec.lift_wf or spec.lift_camp,
         "agent": spec.agent_of is not None,
         "on_record": spec.on_record is not None,
@@ -373,7 +382,7 @@ def static_fields(func: Callable | None, activity_id: str | None, tags, custom_m
     activity = activity_id or (name_of(func) if func is not None else None)
     if activity is not None:
         fields["activity_id"] = activity
-    fields["hostname"] = host or hostname()
+    fields["hostname"] = host or RUNTIME.host or hostname()
     if subtype is not None:
         fields["subtype"] = subtype
     if agent_id is not None:

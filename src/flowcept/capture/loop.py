@@ -11,6 +11,7 @@ Capture is decided when iteration starts (``iter(loop)``): no running Flowcept, 
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections.abc import Iterable, Iterator, Sized
@@ -255,19 +256,21 @@ class FlowceptLightweightLoop(FlowceptLoop):
             # and the chunk's items are read back at its end.
             total = len(items)
             start, size, part, hint = 0, 0, (), None
+            last = -1  # index of the chunk's last item: the current one is last - hint()
 
             def position() -> int:
-                return start + size - hint() - 1
+                return last - hint()
 
             def end_iter(g: dict) -> None:
                 # A copy: a dict reused across iterations must not end up in every record as its last state.
-                generated[start + size - hint() - 1] = g.copy()
+                generated[last - hint()] = g.copy()
 
             self._position, self.end_iter = position, end_iter
             try:
                 while start < total:
                     part = items[start:start + chunk]
                     size = len(part)
+                    last = start + size - 1
                     it = iter(part)
                     hint = it.__length_hint__
                     yield from it
@@ -338,16 +341,28 @@ class FlowceptLightweightLoop(FlowceptLoop):
         immutable = IMMUTABLE_TYPES
         records: list = []
         add = records.append
-        # Items and end_iter dicts are snapshotted here, once per chunk (floats checked for NaN and infinities).
-        for i, item in enumerate(items, offset):
-            rec = copy()
-            rec["task_id"] = prefix + str(i)
-            rec["used"] = {"i": i, item_name: item if type(item) in immutable or (
-                type(item) is float and item - item == 0.0) else snapshot(item)}
-            g = get(i)
-            if g is not None:
-                rec["generated"] = snapshot_values(g)
-            add(rec)
+        # Building many small dicts triggers repeated collections that find nothing (these dicts hold no cycles).
+        # TODO(#13): leave the collector alone (it is process-wide) once record building allocates less.
+        gc_was_on = gc.isenabled()
+        gc.disable()
+        try:
+            # Items and end_iter dicts are snapshotted here, once per chunk (floats checked for NaN, infinities).
+            for i, item in enumerate(items, offset):
+                rec = copy()
+                rec["task_id"] = prefix + str(i)
+                rec["used"] = {"i": i, item_name: item if type(item) in immutable or (
+                    type(item) is float and item - item == 0.0) else snapshot(item)}
+                g = get(i)
+                if g is not None:
+                    for v in g.values():  # inline: most end_iter values are numbers or strings
+                        if type(v) not in immutable:
+                            snapshot_values(g)
+                            break
+                    rec["generated"] = g
+                add(rec)
+        finally:
+            if gc_was_on:
+                gc.enable()
         return records
 
 

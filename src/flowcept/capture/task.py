@@ -16,6 +16,8 @@ from flowcept.redact import OPTIONS_KEY as REDACT_OPTIONS_KEY, options_for
 from flowcept.serialize import snapshot
 
 logger = logging.getLogger("flowcept")
+_clock = time.time
+_parent_get = _ctx._parent_task.get
 
 
 class FlowceptTask:
@@ -62,16 +64,13 @@ class FlowceptTask:
                                "Start one with `with Flowcept(...):` or Flowcept(...).start().", activity_id)
             return
         self._ended = False
-        record = {
-            "type": "task",
-            "task_id": task_id or new_id(),
-            "workflow_id": workflow_id or scope.workflow_id,
-            "campaign_id": campaign_id or scope.campaign_id,
-            "started_at": started_at if started_at is not None else time.time(),
-        }
-        record.update(static_fields(None, activity_id, tags, custom_metadata, subtype, agent_id, source_agent_id,
-                                    hostname))
-        parent = parent_task_id or _ctx._parent_task.get()
+        record = static_fields(None, activity_id, tags, custom_metadata, subtype, agent_id, source_agent_id, hostname)
+        record["type"] = "task"
+        record["task_id"] = task_id or new_id()
+        record["workflow_id"] = workflow_id or scope.workflow_id
+        record["campaign_id"] = campaign_id or scope.campaign_id
+        record["started_at"] = started_at if started_at is not None else _clock()
+        parent = parent_task_id or _parent_get()
         if parent is not None:
             record["parent_task_id"] = parent
         if used is not None:
@@ -102,7 +101,7 @@ class FlowceptTask:
             return
         self._ended = True
         record = self._record
-        record["ended_at"] = ended_at if ended_at is not None else time.time()
+        record["ended_at"] = ended_at if ended_at is not None else _clock()
         if generated is not None:
             record["generated"] = snapshot(generated)
         if stdout is not None:
