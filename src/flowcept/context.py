@@ -12,6 +12,7 @@ import copyreg
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
+from flowcept._child import join_parent_workflow
 from flowcept._runtime import RUNTIME
 
 if TYPE_CHECKING:
@@ -74,9 +75,11 @@ def current_scope() -> Scope | None:
     scope = _scope.get()
     if scope is not None and scope.active:
         return scope
-    running = RUNTIME.running_scopes
-    if not running or _suppressed.get():
+    if _suppressed.get():
         return None
+    running = RUNTIME.running_scopes
+    if not running:
+        return join_parent_workflow()  # a process started by a running Flowcept joins its workflow
     return running[-1]
 
 

@@ -10,7 +10,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-from flowcept import _runtime
+from flowcept import _child, _runtime
 from flowcept import context as _ctx
 from flowcept._runtime import hostname
 from flowcept.errors import ConfigError, StopTimeoutError
@@ -41,6 +41,10 @@ class StopReport:
     adapter_errors: dict = field(default_factory=dict)
     #: Adapter key -> {"captured", "errors", "rejected"} counts.
     adapters: dict = field(default_factory=dict)
+    #: Joined child processes still alive at stop (stop waited for each to flush and leave the workflow).
+    children_running: int = 0
+    #: Joined children whose records stop could not confirm (still running when the wait ended, or killed).
+    late_children: int = 0
 
 
 class _FlowceptMeta(type):
@@ -167,6 +171,7 @@ class Flowcept(FlowceptObjects, metaclass=_FlowceptMeta):
         # Set by @flowcept when the user did not ask for save_workflow: the workflow record then goes to the store
         # only (at stop), so the JSONL file holds just the tasks (as in the reference) and the store still has it.
         self._workflow_in_store_only = False
+        self._joining = None
         dump = self.settings.project.dump_buffer
         if delete_buffer_file or (delete_buffer_file is None and dump.delete_previous_file and dump.enabled):
             Flowcept.delete_buffer_file()
@@ -204,6 +209,7 @@ class Flowcept(FlowceptObjects, metaclass=_FlowceptMeta):
         scope.telemetry = telemetry
         self._scope = scope
         self._token = _ctx.enter_scope(scope)
+        self._joining = _child.open_joining(self)
         self._errors_at_start = capture_error_count()
         self._started_at = time.time()
         self.is_started = True
@@ -243,6 +249,8 @@ class Flowcept(FlowceptObjects, metaclass=_FlowceptMeta):
         self.is_started = False
         timeout = self.settings.buffer.stop_timeout_secs
         deadline = time.monotonic() + timeout
+        children = _child.close_joining(self._joining, deadline)
+        self._joining = None
         transport = _runtime.transport_of(buffer)
         keeper, self._keeper = self._keeper, None
         confirmation = CONFIRMED
@@ -263,7 +271,8 @@ class Flowcept(FlowceptObjects, metaclass=_FlowceptMeta):
                                  sink_failures=dict(buffer.sink_failures), redacted=buffer.redacted,
                                  buffer_file=getattr(buffer.sinks[0], "path", None) if buffer.sinks else None,
                                  adapter_errors={a.key: a.errors for a in self._adapters},
-                                 adapters={a.key: a.counts() for a in self._adapters})
+                                 adapters={a.key: a.counts() for a in self._adapters},
+                                 children_running=children[0], late_children=children[1])
         if buffer.dropped:
             logger.warning("flowcept: %d record(s) could not be stored (see earlier messages)", buffer.dropped)
         # Spilled records are safe on disk: only safe stops insist that they reached the store.

@@ -43,6 +43,10 @@ DEFAULT_SETTINGS_PATH = "~/.flowcept/settings.yaml"
 
 #: Env var: path of the YAML settings file (default ``~/.flowcept/settings.yaml``).
 ENV_SETTINGS_PATH = "FLOWCEPT_SETTINGS_PATH"
+#: Env var: set by a running Flowcept for the Python processes it starts; a child reads it on its first capture and
+#: joins that workflow (JSON: workflow and campaign ids, the join folder). Not a user setting: see
+#: ``instrumentation.join_child_processes`` and ``flowcept._child``.
+ENV_JOIN_WORKFLOW = "FLOWCEPT_JOIN_WORKFLOW"
 #: Env var: when truthy, ignore any settings file and every env override below; use built-in defaults.
 ENV_USE_DEFAULT = "FLOWCEPT_USE_DEFAULT"
 
@@ -202,6 +206,9 @@ class InstrumentationSettings:
     max_snapshot_items: int = _key(10_000, "Containers (list, tuple, set, dict) captured with more items than this "
                                    "are stored as a summary {type, length, head} instead of copied on the "
                                    "caller's thread (counted as a capture warning).", min=1)
+    join_child_processes: bool = _key(True, "Processes started while a Flowcept runs (multiprocessing, "
+                                            "concurrent.futures, subprocess running Python) join its workflow on "
+                                            "their first capture.", env="INSTRUMENTATION_JOIN_CHILD_PROCESSES")
     torch: TorchInstrumentationSettings = _section(TorchInstrumentationSettings, "PyTorch module capture.")
 
 
@@ -877,6 +884,13 @@ def get_settings() -> Settings:
                 _cached = load_settings()
             settings = _cached
     return settings
+
+
+def use_settings(settings: Settings) -> None:
+    """Make ``settings`` the process's settings (a child process joining its parent's workflow takes the parent's)."""
+    global _cached
+    with _cache_lock:
+        _cached = settings
 
 
 def reload_settings() -> Settings:

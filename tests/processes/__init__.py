@@ -1,0 +1,1 @@
+"""Child processes join the workflow of the Flowcept that started them."""
