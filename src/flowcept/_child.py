@@ -149,6 +149,23 @@ def _sigterm_deferred():
             signal.raise_signal(signal.SIGTERM)
 
 
+@contextlib.contextmanager
+def _signals_blocked():
+    """Threads started inside inherit a mask without SIGTERM and SIGINT, so the kernel delivers those to the main
+    thread: a worker blocked in ``SimpleQueue.get`` is then interrupted and runs the flush-on-SIGTERM handler, instead
+    of the signal landing on a flowcept thread while the main thread sleeps on, and ``Pool.terminate()`` waits forever.
+    """
+    try:
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+    except (AttributeError, OSError, ValueError):  # pragma: no cover - no pthread_sigmask on this platform
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def _restore(mapping, key: str, value) -> None:
     if value is None:
         mapping.pop(key, None)
@@ -221,15 +238,17 @@ def close_joining(handle: JoinHandle | None, deadline: float) -> tuple[int, int]
         return 0, 0
     folder = handle.folder
     _remove(os.path.join(folder, _OPEN))
-    members = _members(folder)
+    members = set(_members(folder))
     running = {pid for pid in members if _alive(pid)}
+    ended = members - running  # ended without leaving (a child removes its file before it exits): killed
     wait_until = time.monotonic() + max(0.0, deadline - time.monotonic()) / 2
     waiting = set(running)
     while waiting and time.monotonic() < wait_until:
         time.sleep(0.02)
-        left = _members(folder)
-        waiting = {pid for pid in waiting if pid in left and _alive(pid)}
-    late = len(waiting) + len(set(members) - running)
+        left = set(_members(folder))
+        ended |= {pid for pid in waiting & left if not _alive(pid)}
+        waiting = {pid for pid in waiting & left if pid not in ended}
+    late = len(waiting) + len(ended)
     shutil.rmtree(folder, ignore_errors=True)
     if late:
         logger.warning("flowcept: %d child process(es) of workflow %s did not confirm their records before stop() "
@@ -300,13 +319,15 @@ def _join(info: dict):
     controller = Flowcept(workflow_id=str(info["workflow_id"]), campaign_id=info.get("campaign_id"),
                           save_workflow=False, start_persistence=False, delete_buffer_file=False)
     controller._join_member = {"dir": folder, "owner_pid": owner_pid}
-    controller.start()
-    handle = controller._joining
-    if not controller.is_started or handle is None:
-        controller.stop()
-        _remove(pid_file)
-        return None
-    handle.hold = _runtime.acquire_buffer(controller.settings, controller.workflow_id)
+    with _signals_blocked():
+        controller.start()
+        handle = controller._joining
+        if not controller.is_started or handle is None:
+            controller.stop()
+            _remove(pid_file)
+            return None
+        handle.hold = _runtime.acquire_buffer(controller.settings, controller.workflow_id)
+        handle.hold.flush(0)  # starts the flusher thread now, with the mask above
     # multiprocessing children end with os._exit (finalizers run, atexit does not); others end through atexit.
     _mp_util.Finalize(None, handle.leave_at_exit, exitpriority=200)
     atexit.register(handle.leave_at_exit)
@@ -338,7 +359,9 @@ def _adopt_in_forked_child(handle: JoinHandle) -> None:
         return
     # The buffer's own finalizer (priority 100) flushes first; then this child has left.
     _mp_util.Finalize(None, _remove, args=(pid_file,), exitpriority=50)
-    _start_watcher(handle, leave)
+    with _signals_blocked():
+        scope.buffer.flush(0)  # the flusher thread restarts now, with the mask (see _signals_blocked)
+        _start_watcher(handle, leave)
 
 
 def _start_watcher(handle: JoinHandle, leave) -> None:

@@ -265,3 +265,15 @@ def test_pool_outliving_the_workflow_leaves_it(work, method):
         pool.close()
         pool.join()
     assert len(tasks_of(fc.workflow_id, "square")) == 40
+
+
+@pytest.mark.timeout(120)
+def test_killed_child_is_late(work, tmp_path):
+    """A joined child killed before it could leave (SIGKILL) is reported as late, not waited for."""
+    script = child_script(tmp_path, work)
+    with Flowcept(workflow_name="killed-child") as fc:
+        proc = subprocess.Popen([sys.executable, script, "2", "60"], stdout=subprocess.PIPE, text=True)
+        assert proc.stdout.readline().strip() == "captured"
+        proc.kill()
+        proc.wait(30)
+    assert (fc.report.children_running, fc.report.late_children) == (0, 1)
