@@ -166,6 +166,32 @@ def _signals_blocked():
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
+def _take_sigterm_in_a_thread(leave) -> None:
+    """In a multiprocessing child, SIGTERM (``Pool.terminate()``, the end of ``with Pool(...)``) is taken by a thread
+    of ours with ``sigwait``: it flushes, then ends the process.
+
+    A Python-level handler is not enough there: a worker blocked on the task queue's semaphore while other threads
+    run sometimes never wakes up to run it (seen with forkserver pools, without flowcept too), and the pool's
+    terminate then waits forever. Called from the main thread, which keeps SIGTERM blocked from now on.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    try:
+        with _signals_blocked():
+            threading.Thread(target=_await_sigterm, args=(leave,), name="flowcept-sigterm", daemon=True).start()
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    except (AttributeError, OSError, ValueError, RuntimeError):  # pragma: no cover - no sigwait here
+        pass
+
+
+def _await_sigterm(leave) -> None:
+    signal.sigwait({signal.SIGTERM})
+    try:
+        leave()
+    finally:
+        os._exit(128 + signal.SIGTERM)
+
+
 def _restore(mapping, key: str, value) -> None:
     if value is None:
         mapping.pop(key, None)
@@ -331,6 +357,8 @@ def _join(info: dict):
     # multiprocessing children end with os._exit (finalizers run, atexit does not); others end through atexit.
     _mp_util.Finalize(None, handle.leave_at_exit, exitpriority=200)
     atexit.register(handle.leave_at_exit)
+    if _mp_process.parent_process() is not None:
+        _take_sigterm_in_a_thread(handle.leave_at_exit)
     if info.get("parent_task_id"):
         context.set_parent_task_id(str(info["parent_task_id"]))
     return controller._scope
@@ -362,6 +390,7 @@ def _adopt_in_forked_child(handle: JoinHandle) -> None:
     with _signals_blocked():
         scope.buffer.flush(0)  # the flusher thread restarts now, with the mask (see _signals_blocked)
         _start_watcher(handle, leave)
+    _take_sigterm_in_a_thread(leave)
 
 
 def _start_watcher(handle: JoinHandle, leave) -> None:
