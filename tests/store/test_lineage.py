@@ -265,3 +265,13 @@ def test_object_versions(store):
     assert ids(upstream(store, "byhash")) == ["save2"]
     assert ids(upstream(store, "anyver")) == ["save0", "save1", "save2"]
     assert ids(downstream(store, "save1")) == ["load1", "anyver"]
+
+
+def test_stores_speak_sql(store):
+    """Both backends are SqlStores: a dialect and a lazy, streamed run_sql."""
+    from flowcept.store import SqlStore
+
+    assert isinstance(store, SqlStore)
+    store.upsert([T(f"t{i}") for i in range(2500)])
+    rows = store.run_sql([("SELECT id FROM tasks ORDER BY id", [])], batch_size=1000)
+    assert next(rows) == ("t0",) and sum(1 for _ in rows) == 2499

@@ -23,7 +23,7 @@ _log = logging.getLogger("flowcept")
 
 from flowcept._registry import load_backend
 
-__all__ = ["Store", "COLLECTIONS", "STORES", "collection_of", "make_store", "load_store_class"]
+__all__ = ["Store", "SqlStore", "COLLECTIONS", "STORES", "collection_of", "make_store", "load_store_class"]
 
 # The kinds, their collections and id keys are flowcept.records' facts; re-exported here for the stores.
 from flowcept.records import COLLECTIONS, collection_of  # noqa: E402
@@ -98,6 +98,24 @@ class Store(Protocol):
 
     def close(self) -> None:
         """Release connections; idempotent."""
+        ...
+
+
+@runtime_checkable
+class SqlStore(Store, Protocol):
+    """A :class:`Store` that also runs SQL built for its dialect: what lineage, analytics and dumps
+    (:mod:`flowcept.query`) need. Both backends are SqlStores.
+
+    ``run_sql`` is called on the caller's thread; it is lazy (nothing runs before the first row is asked for) and
+    raises StoreError/QueryError like the other methods.
+    """
+
+    #: The filter compiler's dialect object (:mod:`flowcept.store._filters`); ``dialect.name`` is "sqlite" or
+    #: "postgres".
+    dialect: Any
+
+    def run_sql(self, steps: Sequence[tuple[str, Sequence]], batch_size: int = 1_000) -> Iterator[tuple]:
+        """Run read-only statements in order on one connection and yield the rows of the last, streamed."""
         ...
 
 
