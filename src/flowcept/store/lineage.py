@@ -44,42 +44,46 @@ def has_link_markers(encoded: bytes | str) -> bool:
 
 _SQLITE_MARKERS = "(instr({d}, '\"dependen') OR instr({d}, '\"object_id\"') OR instr({d}, 'sha256\"'))"
 
-# (kind, FROM, condition, value) of each link source. The first condition of each is a cheap test on the text that
-# does not depend on the JSON walk, so SQLite checks it once before walking. An object id with an integer
-# ``version`` beside it is versioned: a user links to that version only, a generator gives both tokens (so a user
-# naming the object without a version links to every version): generated rows are walked once and paired with
-# n = 0 (plain token) and n = 1 (versioned token).
-_SQLITE_VERSION = "json_extract({d}, j.path || '.version')"
-_SQLITE_VERSIONED = "json_type({d}, j.path || '.version') = 'integer'"
-_DATA_KEYS = "j.key IN ('object_id', 'sha256', 'data_sha256')"
-_HAS_DATA = "(instr({d}, '\"object_id\"') OR instr({d}, 'sha256\"'))"
+# (kind, FROM, condition, value) of each link source over ``tt(id, doc, at)``. The first condition of each is a
+# cheap test on the text that does not depend on the JSON walk, so SQLite checks it once before walking. Object ids
+# are read from their containers (json_tree's value of an object is its own text, small): looking a sibling key up
+# by path in the whole record instead would parse the record again per object (quadratic for a task using 50,000
+# objects). An object id with an integer ``version`` beside it is versioned: a user links to that version only, a
+# generator gives both tokens (so a user naming the object without a version links to every version), hence the
+# generated rows paired with n = 0 (plain token) and n = 1 (versioned token).
+_OBJ = "(j.type = 'object' AND instr(j.value, '\"object_id\"') AND json_type(j.value, '$.object_id') = 'text')"
+_HASH = "(j.type = 'text' AND j.key IN ('sha256', 'data_sha256'))"
+_VERSIONED = "json_type(j.value, '$.version') = 'integer'"
+_OBJ_TOKEN = "'o:' || json_extract(j.value, '$.object_id')"
+_HAS_DATA = "(instr(tt.doc, '\"object_id\"') OR instr(tt.doc, 'sha256\"'))"
 _SQLITE_SOURCES = (
-    ("dep", "json_each({d}, '$.dependencies') AS j", "instr({d}, '\"dependencies\"') AND j.type = 'text'",
+    ("dep", "json_each(tt.doc, '$.dependencies') AS j", "instr(tt.doc, '\"dependencies\"') AND j.type = 'text'",
      "j.value"),
-    ("dependent", "json_each({d}, '$.dependents') AS j", "instr({d}, '\"dependents\"') AND j.type = 'text'",
+    ("dependent", "json_each(tt.doc, '$.dependents') AS j", "instr(tt.doc, '\"dependents\"') AND j.type = 'text'",
      "j.value"),
-    ("used", "json_tree({d}, '$.used') AS j", f"{_HAS_DATA} AND j.type = 'text' AND {_DATA_KEYS}",
-     f"CASE j.key WHEN 'object_id' THEN 'o:' || j.value || CASE WHEN {_SQLITE_VERSIONED} THEN '#' || "
-     f"{_SQLITE_VERSION} ELSE '' END ELSE 'h:' || j.value END"),
-    ("generated", "json_tree({d}, '$.generated') AS j CROSS JOIN (SELECT 0 AS n UNION ALL SELECT 1) AS c",
-     f"{_HAS_DATA} AND j.type = 'text' AND {_DATA_KEYS} AND (c.n = 0 OR (j.key = 'object_id' AND "
-     f"{_SQLITE_VERSIONED}))",
-     f"CASE j.key WHEN 'object_id' THEN 'o:' || j.value || CASE c.n WHEN 1 THEN '#' || {_SQLITE_VERSION} ELSE '' "
-     f"END ELSE 'h:' || j.value END"),
+    ("used", "json_tree(tt.doc, '$.used') AS j", f"{_HAS_DATA} AND ({_OBJ} OR {_HASH})",
+     f"CASE j.type WHEN 'text' THEN 'h:' || j.value ELSE {_OBJ_TOKEN} || CASE WHEN {_VERSIONED} THEN '#' || "
+     f"json_extract(j.value, '$.version') ELSE '' END END"),
+    ("generated", "json_tree(tt.doc, '$.generated') AS j CROSS JOIN (SELECT 0 AS n UNION ALL SELECT 1) AS c",
+     f"{_HAS_DATA} AND ({_OBJ} OR {_HASH}) AND (c.n = 0 OR (j.type = 'object' AND {_VERSIONED}))",
+     f"CASE j.type WHEN 'text' THEN 'h:' || j.value ELSE {_OBJ_TOKEN} || CASE c.n WHEN 1 THEN '#' || "
+     f"json_extract(j.value, '$.version') ELSE '' END END"),
 )
 
 _SQLITE_AT = "CASE WHEN json_type({d}, '$.started_at') IN ('integer', 'real') THEN json_extract({d}, '$.started_at') END"
 
 
-def _sqlite_insert_links(id_expr: str, doc: str, source: str = "") -> str:
-    """One INSERT of the link rows of ``doc`` (SQLite has no LATERAL: table-valued functions join instead)."""
-    selects = [f"SELECT {id_expr}, '{kind}', {value.format(d=doc)}, {_SQLITE_AT.format(d=doc)} FROM "
-               f"{source}{frm.format(d=doc)} WHERE {cond.format(d=doc)}" for kind, frm, cond, value in _SQLITE_SOURCES]
-    return "INSERT INTO task_links (task_id, kind, value, at) " + " UNION ALL ".join(selects)
+def _sqlite_insert_links(tasks: str, ctes: str = "") -> str:
+    """One INSERT of the link rows of the tasks ``tasks`` selects (``id, doc``), each record's start time read once
+    into a materialized ``tt`` (SQLite has no LATERAL: table-valued functions join instead)."""
+    tt = f"tt(id, doc, at) AS MATERIALIZED (SELECT t.id, t.doc, {_SQLITE_AT.format(d='t.doc')} FROM {tasks})"
+    selects = [f"SELECT tt.id, '{kind}', {value}, tt.at FROM tt, {frm} WHERE {cond}"
+               for kind, frm, cond, value in _SQLITE_SOURCES]
+    return (f"WITH {ctes}{tt} INSERT INTO task_links (task_id, kind, value, at) " + " UNION ALL ".join(selects))
 
 
 #: Bump when the link rules change: a store without this version's trigger drops the old ones and rebuilds its links.
-LINKS_VERSION = 3
+LINKS_VERSION = 4
 _OLD_TRIGGERS = ("tasks_links_insert", "tasks_links_update", "tasks_links_delete") + tuple(
     f"tasks_links_v{v}_{op}" for v in range(2, LINKS_VERSION) for op in ("insert", "update", "delete"))
 _V = f"tasks_links_v{LINKS_VERSION}"
@@ -95,7 +99,7 @@ _SQLITE_SCHEMA = (
         WHEN {_SQLITE_MARKERS.format(d='OLD.doc')}
         BEGIN DELETE FROM task_links WHERE task_id = OLD.id; END""",
     "DELETE FROM task_links",
-    _sqlite_insert_links("t.id", "t.doc", source="tasks AS t, "),
+    _sqlite_insert_links("tasks AS t"),
 )
 
 # The task ids whose links a batch refreshes: from the batch's records (a JSON array, the encoded path) or from a
@@ -109,9 +113,8 @@ _SQLITE_IDS = {
 
 def _sqlite_refresh(source: str) -> tuple[str, ...]:
     ids = _SQLITE_IDS[source]
-    insert = _sqlite_insert_links("t.id", "t.doc", source="ids JOIN tasks AS t ON t.id = ids.id, ")
-    return (f"DELETE FROM task_links WHERE task_id IN ({ids})",
-            f"WITH ids(id) AS MATERIALIZED ({ids}) {insert}")
+    insert = _sqlite_insert_links("ids JOIN tasks AS t ON t.id = ids.id", ctes=f"ids(id) AS MATERIALIZED ({ids}), ")
+    return (f"DELETE FROM task_links WHERE task_id IN ({ids})", insert)
 
 
 # ------------------------------------------------------------------------------------------------ PostgreSQL schema
@@ -141,9 +144,10 @@ _PG_LINKS_OF = _PG_LINKS_OF.replace("{versioned}", "(jsonb_typeof(c -> 'version'
 
 _PG_AT = "CASE WHEN jsonb_typeof({d} -> 'started_at') = 'number' THEN ({d} ->> 'started_at')::float8 END"
 
-_PG_INSERT_LINKS = (f"INSERT INTO task_links (task_id, kind, value, at) SELECT n.id, l.kind, l.value, "
-                    f"{_PG_AT.format(d='n.doc')} FROM {{rows}} AS n CROSS JOIN LATERAL "
-                    f"({_PG_LINKS_OF.format(d='n.doc')}) AS l")
+# OFFSET 0 keeps the start time computed once per task (a large record is not detoasted again per link row).
+_PG_INSERT_LINKS = (f"INSERT INTO task_links (task_id, kind, value, at) SELECT n.id, l.kind, l.value, n.at "
+                    f"FROM (SELECT r.id, r.doc, {_PG_AT.format(d='r.doc')} AS at FROM {{rows}} AS r OFFSET 0) AS n "
+                    f"CROSS JOIN LATERAL ({_PG_LINKS_OF.format(d='n.doc')}) AS l")
 
 _PG_VERSIONED = f"flowcept_task_links_v{LINKS_VERSION}"
 
