@@ -48,7 +48,7 @@ _COLLECTION_INDEXES = {"tasks": _TASK_INDEXES, "workflows": ("campaign_id",), "a
 #: Longest a ``$regex`` may run against one value (seconds) before the query fails with QueryError. Python's own
 #: engine cannot be interrupted (a pattern like ``(a|aa)+$`` holds the GIL for minutes on a 40-character value);
 #: the ``regex`` module's matcher checks a timeout and releases the GIL while it runs.
-REGEX_TIMEOUT_S = 0.25
+REGEX_TIMEOUT_S = 0.1
 _regex_state = threading.local()  # .timed_out: the pattern that ran out of time in this thread's current query
 
 
