@@ -61,10 +61,12 @@ def task_id_of(key: Any) -> str:
 
 
 class _MemorySink:
-    """Keeps the worker's encoded batches until the client drains them."""
+    """Keeps the worker's encoded batches until the client drains them (bounded: a client that vanished without
+    stop() leaves the plugin registered, and the worker must not grow without end)."""
 
     name = "dask-worker-memory"
-    primary = True
+    primary = True  # records it cannot keep count as dropped
+    max_records = 500_000
 
     def __init__(self):
         self._docs: list[dict] = []
@@ -73,8 +75,9 @@ class _MemorySink:
     def write(self, batch) -> int:
         docs = batch.docs
         with self._lock:
-            self._docs.extend(docs)
-        return 0
+            room = max(0, self.max_records - len(self._docs))
+            self._docs.extend(docs[:room])
+        return max(0, len(docs) - room)
 
     def take(self) -> list[dict]:
         with self._lock:
