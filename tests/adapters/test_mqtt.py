@@ -155,6 +155,20 @@ class TestMQTTAdapter:
         assert f.report.adapter_errors == {"mq": 0}
 
 
+    def test_unreachable_broker_never_breaks_the_program(self, tmp_path, monkeypatch, topic):
+        """A broker that does not answer: the workflow runs and stops normally, the failures are counted."""
+        import socket
+
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        probe.close()  # nothing listens there
+        use_mqtt(tmp_path, monkeypatch, topic, port=port)
+        with Flowcept(interceptors=["mq"]) as f:
+            wait_for(lambda: f._adapters[0].errors >= 1, timeout=30)
+        assert f.report.adapter_errors["mq"] >= 1 and f.report.adapters["mq"]["captured"] == 0
+
+
 class TestMQTTConfig:
     def test_bad_qos_and_tracked_field(self, tmp_path, monkeypatch):
         """A QoS outside 0-2 and a tracked key that is not a task field fail when the settings load."""

@@ -124,6 +124,7 @@ class MQTTAdapter(Adapter):
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_subscribe = self._on_subscribe
+        client.on_connect_fail = self._on_connect_fail
         self._client = client
         if v5:
             from paho.mqtt.properties import Properties
@@ -148,6 +149,10 @@ class MQTTAdapter(Adapter):
         if failed:
             self.failed("subscribing", ConnectionError(", ".join(failed)))
         self.connected.set()  # connected and subscribed: messages published from now on are ours
+
+    def _on_connect_fail(self, client, userdata) -> None:
+        # paho retries by itself; each failed attempt is counted (the log is rate-limited).
+        self.failed(f"connecting to {self.cfg['host']}:{self.cfg['port']}", ConnectionError("broker unreachable"))
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties=None) -> None:
         self.connected.clear()
