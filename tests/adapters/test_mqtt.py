@@ -152,7 +152,8 @@ class TestMQTTAdapter:
             wait_for(lambda: adapter.received >= 400)
         tasks = mqtt_tasks(f.workflow_id)
         assert set(tasks) == {f"m{i}" for i in range(400)}
-        assert f.report.adapter_errors == {"mq": 0}
+        # The reconnect attempts made while the proxy was down are counted, not raised.
+        assert f.report.adapter_errors["mq"] >= 1 and f.report.adapters["mq"]["captured"] == 400
 
 
     def test_unreachable_broker_never_breaks_the_program(self, tmp_path, monkeypatch, topic):
