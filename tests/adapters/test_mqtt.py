@@ -152,8 +152,9 @@ class TestMQTTAdapter:
             wait_for(lambda: adapter.received >= 400)
         tasks = mqtt_tasks(f.workflow_id)
         assert set(tasks) == {f"m{i}" for i in range(400)}
-        # The reconnect attempts made while the proxy was down are counted, not raised.
-        assert f.report.adapter_errors["mq"] >= 1 and f.report.adapters["mq"]["captured"] == 400
+        # The reconnect attempts made while the proxy was down are counted, not raised. Messages in flight at the
+        # cut are delivered again (QoS 1 is at-least-once): the mapped ids make those merges, not new records.
+        assert f.report.adapter_errors["mq"] >= 1 and f.report.adapters["mq"]["captured"] >= 400
 
 
     def test_unreachable_broker_never_breaks_the_program(self, tmp_path, monkeypatch, topic):
