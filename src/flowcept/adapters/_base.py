@@ -84,6 +84,7 @@ class PollingAdapter(Adapter):
 
     def start(self, scope: _ctx.Scope) -> None:
         super().start(scope)
+        self._stopping.clear()  # a controller may be started again after a stop
         self._thread = threading.Thread(target=self._run, name=f"flowcept-{self.kind}-{self.key}", daemon=True)
         self._thread.start()
 
