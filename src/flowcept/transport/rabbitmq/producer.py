@@ -51,6 +51,8 @@ class RabbitMQTransport(Publisher):
         self._stored_queue = stored_queue(mq, self.producer_id)
         self._unstored: dict[int, int] = {}  # seq -> records, for batches no keeper said it stored yet
         self._unstored_lock = threading.Lock()
+        self._in_flight: int | None = None  # the seq being published (the flusher publishes one at a time)
+        self._stored_in_flight = False
         self._last_drain = 0.0
         self._last_used = 0.0
 
@@ -63,6 +65,7 @@ class RabbitMQTransport(Publisher):
         self._stored_queue = stored_queue(self.mq, self.producer_id)
         self._unstored = {}
         self._unstored_lock = threading.Lock()
+        self._in_flight, self._stored_in_flight = None, False
 
     def _open(self):
         """The flusher's channel (confirm mode), connecting and declaring the queues on first use."""
@@ -93,11 +96,22 @@ class RabbitMQTransport(Publisher):
         channel = self._open()
         props = pika.BasicProperties(delivery_mode=2, content_type="application/json", reply_to=self._stored_queue,
                                      headers={"p": self.producer_id, "s": seq, "n": count, "e": "json"})
-        with amqp_errors("publishing a batch"):
-            # Blocks until the broker confirms (the quorum queues have it); mandatory: refused if unroutable.
-            channel.basic_publish(self.mq.channel, "", body, props, mandatory=True)
         with self._unstored_lock:
-            self._unstored[seq] = count
+            self._in_flight, self._stored_in_flight = seq, False
+        try:
+            with amqp_errors("publishing a batch"):
+                # Blocks until the broker confirms (the quorum queues have it); mandatory: refused if unroutable.
+                channel.basic_publish(self.mq.channel, "", body, props, mandatory=True)
+        except BaseException:
+            with self._unstored_lock:
+                self._in_flight = None
+            raise
+        with self._unstored_lock:
+            # A keeper may store the batch, and confirm() on another thread read its note, before the broker's
+            # confirm reached us: then it is stored already.
+            if not self._stored_in_flight:
+                self._unstored[seq] = count
+            self._in_flight = None
         now = time.monotonic()
         if now - self._last_drain >= _DRAIN_EVERY_SECS:
             self._last_drain = now
@@ -135,7 +149,8 @@ class RabbitMQTransport(Publisher):
             return
         with self._unstored_lock:
             for seq in seqs if isinstance(seqs, list) else ():
-                self._unstored.pop(seq, None)
+                if self._unstored.pop(seq, None) is None and seq == self._in_flight:
+                    self._stored_in_flight = True
 
     def _unstored_up_to(self, last: int) -> int:
         with self._unstored_lock:
