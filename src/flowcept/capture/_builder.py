@@ -139,8 +139,6 @@ class TaskSpec:
             if aid is not None:
                 task["agent_id"] = str(aid)
 
-
-
     def finished(self, task: dict) -> None:
         """Let ``on_record`` see the finished task."""
         with internal_errors(f"on_record of {self.name}"):
@@ -174,9 +172,9 @@ def flatten_namespace(used: dict, namespace: argparse.Namespace) -> dict:
 
 
 # The wrapper of every decorated function. Lines tagged `#@<flag>` stay only when the spec needs that step:
-# full (timestamps, status, parent links, telemetry), light (the lightweight error record), namespace (an
-# argparse.Namespace first argument is flattened), lift (inputs named workflow_id/campaign_id route the task),
-# agent (per-call agent id), on_record. Values are filled in by `_source` and _codegen.signature_fields.
+# full (timestamps, status, parent links, telemetry), light (the lightweight record, built after the call),
+# namespace (an argparse.Namespace first argument is flattened), lift (inputs named workflow_id/campaign_id route
+# the task), agent (per-call agent id), on_record. Values are filled in by `_source` and _codegen.signature_fields.
 _TEMPLATE = """
 {async_}def _fc_wrapper({params}):
     _fc_scope = _fc_scope_get()

@@ -32,7 +32,8 @@ def signature_fields(func: Callable | None, value_of: Callable[[str], str] = sna
 
     Returns:
         ``(fields, defaults)``: ``fields`` has ``params`` (the wrapper's parameter list), ``call`` (the arguments
-        passed on to ``func``), ``used`` (an expression building the snapshotted inputs dict), ``args`` / ``kwargs`` (the call as a tuple and a dict) and ``first_arg``
+        passed on to ``func``), ``used`` (an expression building the snapshotted inputs dict), ``args`` /
+        ``kwargs`` (the call as a tuple and a dict) and ``first_arg``
         (an expression for the first positional argument, or ``None``).
     """
     try:
