@@ -32,8 +32,7 @@ def signature_fields(func: Callable | None, value_of: Callable[[str], str] = sna
 
     Returns:
         ``(fields, defaults)``: ``fields`` has ``params`` (the wrapper's parameter list), ``call`` (the arguments
-        passed on to ``func``), ``used`` (an expression building the snapshotted inputs dict), ``args`` /
-        ``kwargs`` (the call as a tuple and a dict) and ``first_arg``
+        passed on to ``func``), ``used`` (an expression building the snapshotted inputs dict) and ``first_arg``
         (an expression for the first positional argument, or ``None``).
     """
     try:
@@ -61,8 +60,6 @@ def signature_fields(func: Callable | None, value_of: Callable[[str], str] = sna
         "params": ", ".join(parts),
         "call": ", ".join(names),
         "used": "{" + ", ".join(f"{n!r}: {value_of(n)}" for n in names) + "}",
-        "args": "(" + "".join(f"{n}, " for n in names) + ")",
-        "kwargs": "{}",
         "first_arg": names[0] if names else "None",
     }
     return fields, defaults
@@ -72,8 +69,6 @@ GENERIC = {
     "params": "*args, **kwargs",
     "call": "*args, **kwargs",
     "used": "_fc_inputs(args, kwargs)",
-    "args": "args",
-    "kwargs": "kwargs",
     "first_arg": "(args[0] if args else None)",
 }
 
