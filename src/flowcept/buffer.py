@@ -17,30 +17,37 @@ import sqlite3
 import threading
 import time
 from collections import deque
+from itertools import repeat
 from typing import Protocol, Sequence
 
 import orjson
 
 from flowcept._internal_errors import report_internal_error
 from flowcept._runtime import RUNTIME
-from flowcept.serialize import dumps_array
+from flowcept.serialize import dumps_each
 
 logger = logging.getLogger("flowcept")
 
 
 class EncodedBatch:
-    """One batch as it leaves the flusher: all its records encoded as one JSON array, in capture order.
+    """One batch as it leaves the flusher: its records encoded once, in capture order.
 
-    Encoding a whole batch in one call is several times cheaper than record by record (one output object, no
-    per-record interpreter work), and the array is what the stores and the Redis stream take as is.
+    The flusher encodes each record to compact JSON once (:func:`encode_batch`); every sink takes what it needs from
+    those bytes without decoding or re-encoding them: the stores and the Redis stream a JSON array
+    (:meth:`array`), the JSONL file the records one per line (:meth:`lines`), both joined from the same encoded
+    records. A batch made from an array alone (a keeper reading a stream) splits it only when asked for lines.
+    ``kinds`` is the set of record types in the batch when known (the stores then skip kinds it cannot hold).
     """
 
-    __slots__ = ("_array", "count", "has_data", "_docs", "_lines")
+    __slots__ = ("_array", "count", "has_data", "kinds", "_parts", "_docs", "_lines")
 
-    def __init__(self, array: bytes, count: int, has_data: bool = False):
+    def __init__(self, array: bytes | None, count: int, has_data: bool = False, *,
+                 parts: list[bytes] | None = None, kinds: frozenset | None = None):
         self._array = array
         self.count = count
         self.has_data = has_data
+        self.kinds = kinds
+        self._parts = parts  # one compact JSON document per record (when encoded here)
         self._docs: list[dict] | None = None
         self._lines: tuple[bool, bytes] | None = None  # (data stripped?, lines)
 
@@ -49,25 +56,34 @@ class EncodedBatch:
 
     def array(self) -> bytes:
         """The batch as one JSON array (bytes)."""
+        if self._array is None:
+            self._array = b"[" + b",".join(self._parts) + b"]"
         return self._array
 
     @property
     def docs(self) -> list[dict]:
         """The records as JSON-clean dicts (decoded once, on first use)."""
         if self._docs is None:
-            self._docs = orjson.loads(self._array)
+            self._docs = orjson.loads(self.array())
         return self._docs
 
     def lines(self, drop_data: bool = True) -> bytes:
         """The records as JSON Lines (one compact record per line, newline-terminated), ``data`` left out."""
         strip = drop_data and self.has_data
         if self._lines is None or self._lines[0] != strip:
-            self._lines = (strip, json_lines(self._array, strip))
+            if self._parts is not None and not strip:
+                # The encoded records joined: compact JSON never holds a raw newline, so no split is needed.
+                text = b"\n".join(self._parts) + b"\n" if self._parts else b""
+            else:
+                text = json_lines(self.array(), strip)
+            self._lines = (strip, text)
         return self._lines[1]
 
     @property
     def blobs(self) -> list[bytes]:
         """One JSON document per record."""
+        if self._parts is not None:
+            return self._parts
         return self.lines(drop_data=False).splitlines() if not self.has_data else \
             [orjson.dumps(d) for d in self.docs]
 
@@ -116,17 +132,25 @@ class _Marker:
 
 
 def encode_batch(records: list) -> EncodedBatch:
-    """Encode captured records (null fields left out, values JSON cannot hold converted) into a batch."""
-    # Identity tests (id(None) among the value ids): `None in values` would call arrays' __eq__.
-    none_id = id(None)
-    odd = [i for i, r in enumerate(records) if none_id in map(id, r.values()) or "data" in r]
-    has_data = False
-    for i in odd:
-        record = records[i]
-        if none_id in map(id, record.values()):
-            records[i] = record = {k: v for k, v in record.items() if v is not None}
-        has_data = has_data or "data" in record
-    return EncodedBatch(dumps_array(records), len(records), has_data)
+    """Encode captured records (null fields left out, values JSON cannot hold converted) into a batch.
+
+    Per-record work stays in C (``map`` over the records, one encoder call each, joins and byte searches over the
+    whole batch): the capturing threads share the GIL with this one, so an interpreted step per record would slow
+    capture down.
+    """
+    parts = dumps_each(records)
+    batch = EncodedBatch(None, len(records), any(map(dict.__contains__, records, repeat("data"))), parts=parts,
+                         kinds=frozenset(map(dict.get, records, repeat("type"))))
+    if b":null" in batch.lines(drop_data=False):
+        # Top-level null fields are left out (a null nested in a value is data and stays). Identity tests (id(None)
+        # among the value ids): `None in values` would call arrays' __eq__.
+        none_id = id(None)
+        for i, record in enumerate(records):
+            if none_id in map(id, record.values()):
+                records[i] = record = {k: v for k, v in record.items() if v is not None}
+                parts[i] = dumps_each([record])[0]
+        batch = EncodedBatch(None, len(records), batch.has_data, parts=parts, kinds=batch.kinds)
+    return batch
 
 
 #: The body of :meth:`BatchBuffer.emit` as source, for the capture wrappers generated in
@@ -136,7 +160,7 @@ def encode_batch(records: list) -> EncodedBatch:
 EMIT_INLINE = (
     "_fc_q = {buffer}._queue\n"
     "{indent}_fc_q.append({record})\n"
-    "{indent}if len(_fc_q) >= {buffer}.batch_size or {buffer}._thread is None:\n"
+    "{indent}if len(_fc_q) >= {buffer}._kick_at:\n"
     "{indent}    {buffer}._kick(len(_fc_q))"
 )
 
@@ -169,6 +193,8 @@ class BatchBuffer:
         self._queue: deque = deque()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        # Queue length at which an append wakes the flusher (0: the first append starts it); see _kick.
+        self._kick_at = 0
         self._closing = False
         self._markers = 0  # flush markers queued and not yet reached
         # Re-entrant: a signal handler may flush while this thread is inside flush() (see _runtime).
@@ -196,7 +222,7 @@ class BatchBuffer:
         """
         q = self._queue
         q.append(record)
-        if len(q) >= self.batch_size or self._thread is None:
+        if len(q) >= self._kick_at:
             self._kick(len(q))
 
     append = emit  # the older name, kept for callers that used it
@@ -205,13 +231,17 @@ class BatchBuffer:
         """Queue several records at once."""
         q = self._queue
         q.extend(records)
-        if len(q) >= self.batch_size or self._thread is None:
+        if len(q) >= self._kick_at:
             self._kick(len(q))
 
     def _kick(self, pending: int) -> None:
         if self._thread is None:
             self._start()
-        self._wake.set()
+        # Wake the flusher once per batch_size records, not on every append while it is busy (Event.set takes a
+        # lock): the next kick comes a batch later, or at max_size, where appends wait for room.
+        self._kick_at = min(pending + self.batch_size, self.max_size)
+        if not self._wake.is_set():
+            self._wake.set()
         if pending >= self.max_size:
             self._wait_for_room()
 
@@ -316,6 +346,7 @@ class BatchBuffer:
         self._wake = threading.Event()
         self._start_lock = threading.RLock()
         self._thread = None
+        self._kick_at = 0
 
     # ---- flusher thread -----------------------------------------------------------------------------------
     def _run(self) -> None:
@@ -327,6 +358,7 @@ class BatchBuffer:
             wake.wait(interval)
             wake.clear()
             self._drain()
+            self._kick_at = self.batch_size  # drained: the next full batch wakes this thread
             if self._closing and not self._queue:
                 return
 
