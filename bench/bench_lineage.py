@@ -112,7 +112,7 @@ def _run(name: str, store, n: int) -> None:
 
     print(f"== {name}: {n:,} tasks per workflow (machine shared and noisy: figures are indicative)")
     chain, fan = _chain(n, "chain"), _fan_in(n, "fan")
-    print(f"write chain: {_write(store, chain):.2f} s, fan-in: {_write(store, fan):.2f} s (upsert, links by trigger)")
+    print(f"write chain: {_write(store, chain):.2f} s, fan-in: {_write(store, fan):.2f} s (upsert, links refreshed in the same transaction)")
     ids = ["task_id"]
     cases = [
         ("chain upstream(last)", lambda: upstream(store, f"chain-{n - 1}", projection=ids), n - 1),
