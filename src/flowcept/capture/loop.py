@@ -11,7 +11,6 @@ Capture is decided when iteration starts (``iter(loop)``): no running Flowcept, 
 
 from __future__ import annotations
 
-import gc
 import logging
 import time
 from collections.abc import Iterable, Iterator, Sized
@@ -341,28 +340,20 @@ class FlowceptLightweightLoop(FlowceptLoop):
         immutable = IMMUTABLE_TYPES
         records: list = []
         add = records.append
-        # Building many small dicts triggers repeated collections that find nothing (these dicts hold no cycles).
-        # TODO(#13): leave the collector alone (it is process-wide) once record building allocates less.
-        gc_was_on = gc.isenabled()
-        gc.disable()
-        try:
-            # Items and end_iter dicts are snapshotted here, once per chunk (floats checked for NaN, infinities).
-            for i, item in enumerate(items, offset):
-                rec = copy()
-                rec["task_id"] = prefix + str(i)
-                rec["used"] = {"i": i, item_name: item if type(item) in immutable or (
-                    type(item) is float and item - item == 0.0) else snapshot(item)}
-                g = get(i)
-                if g is not None:
-                    for v in g.values():  # inline: most end_iter values are numbers or strings
-                        if type(v) not in immutable:
-                            snapshot_values(g)
-                            break
-                    rec["generated"] = g
-                add(rec)
-        finally:
-            if gc_was_on:
-                gc.enable()
+        # Items and end_iter dicts are snapshotted here, once per chunk (floats checked for NaN, infinities).
+        for i, item in enumerate(items, offset):
+            rec = copy()
+            rec["task_id"] = prefix + str(i)
+            rec["used"] = {"i": i, item_name: item if type(item) in immutable or (
+                type(item) is float and item - item == 0.0) else snapshot(item)}
+            g = get(i)
+            if g is not None:
+                for v in g.values():  # inline: most end_iter values are numbers or strings
+                    if type(v) not in immutable:
+                        snapshot_values(g)
+                        break
+                rec["generated"] = g
+            add(rec)
         return records
 
 
