@@ -402,6 +402,9 @@ class BatchBuffer:
         except Exception as exc:  # noqa: BLE001 - one bad record must not sink the batch
             report_internal_error("encoding records", exc)
             batch = self._encode_one_by_one(records)
+        # The sinks take the encoded bytes: free the records now (the caller's list too), not after the store's
+        # write, so that the cyclic GC of the capturing threads does not keep scanning them meanwhile.
+        records.clear()
         if not batch.count:
             return
         lost = 0
