@@ -24,6 +24,7 @@ import orjson
 
 from flowcept._internal_errors import report_internal_error
 from flowcept._runtime import RUNTIME
+from flowcept.records import KINDS
 from flowcept.serialize import dumps_each
 
 logger = logging.getLogger("flowcept")
@@ -39,14 +40,16 @@ class EncodedBatch:
     ``kinds`` is the set of record types in the batch when known (the stores then skip kinds it cannot hold).
     """
 
-    __slots__ = ("_array", "count", "has_data", "kinds", "_parts", "_docs", "_lines")
+    __slots__ = ("_array", "count", "has_data", "kinds", "ids", "_parts", "_docs", "_lines")
 
     def __init__(self, array: bytes | None, count: int, has_data: bool = False, *,
-                 parts: list[bytes] | None = None, kinds: frozenset | None = None):
+                 parts: list[bytes] | None = None, kinds: frozenset | None = None, ids: list[str] | None = None):
         self._array = array
         self.count = count
         self.has_data = has_data
         self.kinds = kinds
+        #: With one kind of record only, all with string ids: the ids in order (a store then binds them as they are).
+        self.ids = ids
         self._parts = parts  # one compact JSON document per record (when encoded here)
         self._docs: list[dict] | None = None
         self._lines: tuple[bool, bytes] | None = None  # (data stripped?, lines)
@@ -78,6 +81,11 @@ class EncodedBatch:
                 text = json_lines(self.array(), strip)
             self._lines = (strip, text)
         return self._lines[1]
+
+    @property
+    def parts(self) -> list[bytes] | None:
+        """One compact JSON document per record, in order, when the batch was encoded here (else None)."""
+        return self._parts
 
     @property
     def blobs(self) -> list[bytes]:
@@ -139,9 +147,9 @@ def encode_batch(records: list) -> EncodedBatch:
     capture down.
     """
     parts = dumps_each(records)
-    batch = EncodedBatch(None, len(records), any(map(dict.__contains__, records, repeat("data"))), parts=parts,
-                         kinds=frozenset(map(dict.get, records, repeat("type"))))
-    if b":null" in batch.lines(drop_data=False):
+    has_data = any(map(dict.__contains__, records, repeat("data")))
+    batch = EncodedBatch(None, len(records), has_data, parts=parts)
+    if b":null" in batch.lines(drop_data=False):  # the JSONL file's lines: joined once, used twice
         # Top-level null fields are left out (a null nested in a value is data and stays). Identity tests (id(None)
         # among the value ids): `None in values` would call arrays' __eq__.
         none_id = id(None)
@@ -149,7 +157,14 @@ def encode_batch(records: list) -> EncodedBatch:
             if none_id in map(id, record.values()):
                 records[i] = record = {k: v for k, v in record.items() if v is not None}
                 parts[i] = dumps_each([record])[0]
-        batch = EncodedBatch(None, len(records), batch.has_data, parts=parts, kinds=batch.kinds)
+        batch = EncodedBatch(None, len(records), has_data, parts=parts)
+    batch.kinds = kinds = frozenset(map(dict.get, records, repeat("type")))
+    if len(kinds) == 1:
+        (kind,) = kinds
+        if kind in KINDS:
+            ids = list(map(dict.get, records, repeat(KINDS[kind][1])))
+            if set(map(type, ids)) == {str}:
+                batch.ids = ids
     return batch
 
 

@@ -15,6 +15,7 @@ import re
 import sqlite3
 import threading
 import time
+from itertools import chain
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
@@ -90,6 +91,19 @@ _ENCODED_UPSERTS = tuple((re.compile(rb'"type"\s*:\s*"' + kind.encode() + rb'"')
 #: Per kind: (the upsert for a batch of that kind only, the upsert that picks that kind out of a mixed batch).
 _UPSERTS_BY_KIND = {kind: (_encoded_upsert(table, None, id_key), _encoded_upsert(table, kind, id_key))
                     for kind, (table, id_key) in KINDS.items()}
+
+
+@functools.lru_cache(maxsize=32)
+def _values_upsert(table: str, rows: int) -> str:
+    # CAST: the encoded records are bound as bytes (BLOB); the doc column holds JSON text.
+    return (f"INSERT INTO {table} (id, doc) VALUES {', '.join(['(?, CAST(? AS TEXT))'] * rows)} "
+            f"ON CONFLICT(id) DO UPDATE SET doc = flowcept_merge(doc, excluded.doc)")
+
+
+def _rows_per_statement(conn: sqlite3.Connection) -> int:
+    getlimit = getattr(conn, "getlimit", None)  # Python 3.11+; older SQLite builds allow 999 parameters
+    limit = getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) if getlimit is not None else 999
+    return max(1, min(limit // 2, 10_000))
 
 
 # Re-derive the links of the tasks a batch wrote (flowcept.store.lineage), in the upsert's transaction.
@@ -262,6 +276,9 @@ class SqliteStore:
         work runs outside the GIL and capture threads keep running meanwhile. Ids already stored merge by
         :func:`flowcept.store.merge.merge_record`; records of one batch sharing an id merge in order.
         """
+        ids, parts = getattr(batch, "ids", None), getattr(batch, "parts", None)
+        if ids is not None and parts is not None:
+            return self._upsert_parts(batch, ids, parts)
         array = batch.array()
         kinds = getattr(batch, "kinds", None)
         if kinds is not None:  # encoded here: the kinds are known, no search through the bytes
@@ -276,6 +293,25 @@ class SqliteStore:
                 for stmt in _REFRESH_FROM_RECORDS:
                     conn.execute(stmt, (array,))
             return written
+
+    def _upsert_parts(self, batch, ids: list[str], parts: list[bytes]) -> int:
+        """A batch of one kind whose ids are known: its encoded records bound as they are, ``(id, doc)`` per row of
+        one multi-row ``INSERT`` (no JSON parsing or re-rendering in SQLite: about a sixth less work per record
+        than splitting the array, bench/bench_core.py's floor). Binding runs in C, one statement per chunk."""
+        (kind,) = batch.kinds
+        table = KINDS[kind][0]
+        written = 0
+        with self._write_transaction() as conn:
+            step = _rows_per_statement(conn)
+            for start in range(0, len(ids), step):
+                rows = zip(ids[start:start + step], parts[start:start + step])
+                written += conn.execute(_values_upsert(table, min(step, len(ids) - start)),
+                                        list(chain.from_iterable(rows))).rowcount
+            if kind == "task" and has_link_markers(batch.lines(drop_data=False)):
+                array = batch.array()
+                for stmt in _REFRESH_FROM_RECORDS:
+                    conn.execute(stmt, (array,))
+        return written
 
     @contextlib.contextmanager
     def _write_transaction(self) -> Iterator[sqlite3.Connection]:
