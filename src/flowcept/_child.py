@@ -10,13 +10,14 @@
                                                       /<pid>    one per joined child still in it
     child   first capture finds no Flowcept ── join_parent_workflow ──▶ registers <pid>, starts
             Flowcept(workflow_id, campaign_id, save_workflow=False), a watcher thread, exit hooks (atexit,
-            multiprocessing finalizer; SIGTERM flushes through _runtime)
+            multiprocessing finalizer; in multiprocessing children a thread takes SIGTERM with sigwait, flushes,
+            and ends the process)
     parent  Flowcept.stop() ── close_joining ──▶ removes `open`, waits for every joined child still alive to
             flush and leave (its <pid> file gone), counts the others as late, removes the folder
     child   the watcher sees `open` gone (or the parent gone) ──▶ stops its Flowcept (flush, leave): no capture
             into a stopped workflow; a call already running then is delivered when it ends
 
-Forked children need none of this: they inherit the running scope itself.
+Forked multiprocessing children inherit the running scope itself; they only register, watch and flush the same way.
 """
 
 from __future__ import annotations
@@ -49,11 +50,12 @@ class _ProcessJoinInfo:
     """The join info in multiprocessing's process config; each Process started copies it and pickles it into the
     child, taking the parent task of the thread that starts the process at that moment."""
 
-    __slots__ = ("info", "settings")
+    __slots__ = ("info", "settings", "handle")
 
-    def __init__(self, info: dict, settings: bytes):
+    def __init__(self, info: dict, settings: bytes, handle: "JoinHandle"):
         self.info = info
         self.settings = settings
+        self.handle = handle
 
     def __reduce__(self):
         from flowcept.context import get_parent_task_id
@@ -74,7 +76,7 @@ class JoinHandle:
         self.lock = threading.RLock()
         self.stopped = threading.Event()
         self.hold = None  # a member's extra use of the buffer: records of calls running at leave still go out
-        self._previous: tuple = (None, None)
+        self._previous: JoinHandle | None = None  # the publisher this one replaced, in this process
         self._env_value: str | None = None
         self._config_value: _ProcessJoinInfo | None = None
 
@@ -88,20 +90,31 @@ class JoinHandle:
         info = {"workflow_id": c.workflow_id, "campaign_id": c.campaign_id, "dir": self.folder,
                 "owner_pid": self.owner_pid}
         config = _mp_process.current_process()._config
-        self._previous = (os.environ.get(ENV_JOIN_WORKFLOW), config.get(_CONFIG_KEY))
+        previous = config.get(_CONFIG_KEY)
+        self._previous = previous.handle if isinstance(previous, _ProcessJoinInfo) else None
         self._env_value = json.dumps({**info, "from_pid": os.getpid()})
-        self._config_value = _ProcessJoinInfo(info, pickle.dumps(c.settings))
+        self._config_value = _ProcessJoinInfo(info, pickle.dumps(c.settings), self)
+        self._install()
+
+    def _install(self) -> None:
         os.environ[ENV_JOIN_WORKFLOW] = self._env_value
-        config[_CONFIG_KEY] = self._config_value
+        _mp_process.current_process()._config[_CONFIG_KEY] = self._config_value
 
     def unpublish(self) -> None:
-        """Processes started from now on no longer join (the previous controller's info comes back, if any)."""
-        env_before, config_before = self._previous
-        if os.environ.get(ENV_JOIN_WORKFLOW) == self._env_value:
-            _restore(os.environ, ENV_JOIN_WORKFLOW, env_before)
+        """Processes started from now on no longer join this workflow: they join the newest workflow still
+        running in this process that published before it, or none (controllers may stop in any order)."""
         config = _mp_process.current_process()._config
-        if config.get(_CONFIG_KEY) is self._config_value:
-            _restore(config, _CONFIG_KEY, config_before)
+        if config.get(_CONFIG_KEY) is not self._config_value:
+            return  # a later controller published since; it restores past this one when it stops
+        previous = self._previous
+        while previous is not None and previous.stopped.is_set():
+            previous = previous._previous
+        if previous is not None:
+            previous._install()
+        else:
+            config.pop(_CONFIG_KEY, None)
+            if os.environ.get(ENV_JOIN_WORKFLOW) == self._env_value:
+                os.environ.pop(ENV_JOIN_WORKFLOW, None)
 
     def leave(self) -> None:
         """A member stops its Flowcept (flush, leave the workflow); safe from the watcher and from exit hooks."""
@@ -190,13 +203,6 @@ def _await_sigterm(leave) -> None:
         leave()
     finally:
         os._exit(128 + signal.SIGTERM)
-
-
-def _restore(mapping, key: str, value) -> None:
-    if value is None:
-        mapping.pop(key, None)
-    else:
-        mapping[key] = value
 
 
 def _alive(pid: int) -> bool:

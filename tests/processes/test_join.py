@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import signal
@@ -235,7 +236,7 @@ def test_nothing_to_join_without_a_running_flowcept(work):
     assert "FLOWCEPT_JOIN_WORKFLOW" not in os.environ
     with Flowcept() as fc:
         info = os.environ["FLOWCEPT_JOIN_WORKFLOW"]
-        folder = __import__("json").loads(info)["dir"]
+        folder = json.loads(info)["dir"]
         assert os.path.exists(os.path.join(folder, "open"))
         assert _child.join_parent_workflow() is None  # the publishing process never joins itself
     assert "FLOWCEPT_JOIN_WORKFLOW" not in os.environ
@@ -277,3 +278,21 @@ def test_killed_child_is_late(work, tmp_path):
         proc.kill()
         proc.wait(30)
     assert (fc.report.children_running, fc.report.late_children) == (0, 1)
+
+
+def test_controllers_stopped_in_any_order_leave_nothing_published():
+    """Two workflows stopped out of order: children join the one still running, then none."""
+    a, b = Flowcept().start(), Flowcept().start()
+    try:
+        assert json.loads(os.environ["FLOWCEPT_JOIN_WORKFLOW"])["workflow_id"] == b.workflow_id
+        b.stop()
+        assert json.loads(os.environ["FLOWCEPT_JOIN_WORKFLOW"])["workflow_id"] == a.workflow_id
+        b = Flowcept().start()
+        a.stop()
+        assert json.loads(os.environ["FLOWCEPT_JOIN_WORKFLOW"])["workflow_id"] == b.workflow_id
+    finally:
+        for fc in (a, b):
+            if fc.is_started:
+                fc.stop()
+    assert "FLOWCEPT_JOIN_WORKFLOW" not in os.environ
+    assert "flowcept_join_workflow" not in multiprocessing.current_process()._config
