@@ -391,6 +391,10 @@ def _adopt_in_forked_child(handle: JoinHandle) -> None:
     except OSError:
         context.exit_scope(scope)  # the workflow stopped while this child was being forked
         return
+    if not os.path.exists(os.path.join(handle.folder, _OPEN)):
+        _remove(pid_file)
+        context.exit_scope(scope)
+        return
     # The buffer's own finalizer (priority 100) flushes first; then this child has left.
     _mp_util.Finalize(None, _remove, args=(pid_file,), exitpriority=50)
     with _signals_blocked():
