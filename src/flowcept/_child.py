@@ -266,6 +266,10 @@ def close_joining(handle: JoinHandle | None, deadline: float) -> tuple[int, int]
     handle.unpublish()
     handle.stopped.set()
     if handle.member:
+        # Leave only once what this child captured is delivered: the owner's stop goes on when the file is gone.
+        buffer = handle.controller._buffer
+        if buffer is not None:
+            buffer.flush(max(0.0, deadline - time.monotonic()))
         _remove(handle.pid_file)
         return 0, 0
     folder = handle.folder
