@@ -51,6 +51,7 @@ class Runtime:
         self._held_for_fork: list = []
         # Capture.
         self.running_scopes: list = []  # newest last: the fallback for contexts that never entered a scope
+        self.inherited_scopes: list = []  # scopes a forked child inherited from its parent (not its to end)
         self.last_workflow_id: str | None = None
         self.last_campaign_id: str | None = None
         self.id_prefix = ""
@@ -99,6 +100,8 @@ class Runtime:
         for buffer in list(self.live_buffers):
             buffer.reset_after_fork()
         self.buffer, self.users, self.dump_path, self.keeper, self.keeper_users = None, 0, None, None, 0
+        # The parent's running workflows: this child records into them but never ends them (see flush_for_exit).
+        self.inherited_scopes = list(self.running_scopes)
 
     def close_buffers_at_exit(self) -> None:
         """Flush and close every live buffer (atexit)."""
@@ -324,6 +327,14 @@ def flush_for_exit() -> None:
     # persistence process ended by Ctrl+C or the job scheduler, is their normal end.
     for scope in reversed(list(RUNTIME.running_scopes)):
         owner = scope.owner
+        if any(scope is inherited for inherited in RUNTIME.inherited_scopes):
+            # A forked child's copy of its parent's workflow: deliver what this child captured into it, but the
+            # parent ends it, not this child.
+            try:
+                scope.buffer.flush(timeout)
+            except Exception as exc:  # noqa: BLE001
+                logger.warning("flowcept: flushing at exit failed: %r", exc)
+            continue
         if owner is not None and getattr(owner, "is_started", False):
             try:
                 owner.stop()
