@@ -101,6 +101,8 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=100_000)
     parser.add_argument("--formats", default="bare,prov-json,openlineage,ro-crate,prov-n,prov-o")
     parser.add_argument("--pg-dsn", default=None, help="use PostgreSQL (a private schema, dropped at the end)")
+    parser.add_argument("--db", default=None, help="reuse a SQLite file an earlier run filled (with --keep-db)")
+    parser.add_argument("--keep-db", default=None, metavar="PATH", help="keep the filled SQLite file at PATH")
     args = parser.parse_args()
     sys.path.insert(0, SRC)
     work = tempfile.mkdtemp(prefix="bench_export_")
@@ -116,11 +118,19 @@ def main() -> None:
         kind, location = "sqlite", os.path.join(work, "bench.sqlite")
     from flowcept.store import load_store_class
 
+    if args.db:
+        location = args.db
     store = load_store_class(kind)(location)
     try:
-        secs = fill(store, args.tasks, wf)
-        store.close()
-        print(f"{kind} store, {args.tasks:,} tasks written in {secs:.1f} s")
+        if args.db:
+            (doc,) = store.find("workflows", {"name": "bench_export"})
+            wf, args.tasks = doc["workflow_id"], store.count("tasks", {"workflow_id": doc["workflow_id"]})
+            store.close()
+            print(f"{kind} store {args.db}: {args.tasks:,} tasks")
+        else:
+            secs = fill(store, args.tasks, wf)
+            store.close()
+            print(f"{kind} store, {args.tasks:,} tasks written in {secs:.1f} s")
         print(f"{'format':<12} {'seconds':>9} {'us/task':>9} {'peak RSS MiB':>13} {'output MiB':>11}")
         for fmt in args.formats.split(","):
             out = os.path.join(work, f"out.{fmt}")
@@ -131,6 +141,8 @@ def main() -> None:
     finally:
         if schema_ctx is not None:
             schema_ctx.__exit__(None, None, None)
+        if args.keep_db and not args.db and kind == "sqlite":
+            os.replace(location, args.keep_db)
         subprocess.run(["rm", "-rf", work])
 
 
