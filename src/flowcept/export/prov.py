@@ -28,7 +28,7 @@ from prov.constants import PROV
 from prov.identifier import Namespace
 
 from flowcept.export._edges import ScratchIndex, direct_edges, value_items
-from flowcept.export._source import RecordSource
+from flowcept.export._source import PAGE_SIZE, RecordSource
 
 __all__ = ["PROV_FORMATS", "NAMESPACES", "prov_documents", "build_prov_document", "write_prov"]
 
@@ -151,17 +151,22 @@ class _PageBuilder:
                 doc.wasInformedBy(f"task:{_local(downstream)}", f"task:{_local(upstream)}")
         self.scratch.add_flows(task)  # also notes the dependencies, so data flow does not repeat them
 
-    def add_data_edges(self, doc) -> int:
-        n = 0
+    def data_edge_documents(self, per_document: int) -> Iterator[Any]:
+        """The data-flow ``wasInformedBy`` edges, in documents of at most ``per_document`` relations (one document
+        holding a million edges would hold a million prov records in memory)."""
+        doc, n = _new_document(), 0
         for src, dst, _digest in self.scratch.data_edges():
             doc.wasInformedBy(f"task:{_local(dst)}", f"task:{_local(src)}")
             n += 1
-        return n
+            if n == per_document:
+                yield doc
+                doc, n = _new_document(), 0
+        yield doc
 
 
 def prov_documents(source: RecordSource, match_values: bool = False) -> Iterator[Any]:
     """The export as a sequence of small ``prov.model.ProvDocument`` objects: workflows first, then one per page
-    of tasks, then the data-flow ``wasInformedBy`` edges. Their union is the whole export."""
+    of tasks, then the data-flow ``wasInformedBy`` edges a page at a time. Their union is the whole export."""
     with ScratchIndex(match_values=match_values) as scratch:
         builder = _PageBuilder(scratch)
         doc = _new_document()
@@ -173,9 +178,7 @@ def prov_documents(source: RecordSource, match_values: bool = False) -> Iterator
             for task in page:
                 builder.add_task(doc, task)
             yield doc
-        doc = _new_document()
-        builder.add_data_edges(doc)
-        yield doc
+        yield from builder.data_edge_documents(PAGE_SIZE)
 
 
 def build_prov_document(source: RecordSource, match_values: bool = False):
