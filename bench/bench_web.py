@@ -174,7 +174,7 @@ def main() -> None:
             # A page deep in the order: start after the 90,000th task id.
             from flowcept.web.paging import encode_cursor
 
-            deep = encode_cursor([f"t{int(args.tasks * 0.9):07d}"])
+            deep = encode_cursor([f"t{int(args.tasks * 0.9):07d}", args.tasks])  # (last id, total)
             median, p95 = _latency(base, f"/api/v1/tasks?workflow_id={wf}&limit=100&cursor={deep}")
             print(f"GET /tasks?limit=100, page at 90%:  median {median:.1f} ms, p95 {p95:.1f} ms")
             median, p95 = _latency(base, f"/api/v1/workflows/{wf}", reps=20)
