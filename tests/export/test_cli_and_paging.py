@@ -7,6 +7,7 @@ import json
 import pytest
 
 from flowcept.cli import app
+from flowcept.errors import QueryError
 from tests.export._records import TASKS
 
 
@@ -84,3 +85,19 @@ class TestFindPages:
         assert [len(p) for p in pages] == [5, 5, 5, 5, 3]
         assert sorted(r["n"] for p in pages for r in p) == list(range(23))
         assert list(store.find_pages("tasks", {"workflow_id": "none"}, page_size=5)) == []
+
+    def test_find_page_resumes_from_its_key(self, store):
+        """find_page: one page and the key after it; following the keys gives find_pages' pages exactly."""
+        store.upsert([{"type": "task", "task_id": f"fp-{i:03d}", "workflow_id": "wf-fp", "n": i} for i in range(12)])
+        flt = {"workflow_id": "wf-fp"}
+        pages, key = [], None
+        while True:
+            docs, key = store.find_page("tasks", flt, after=key, page_size=5)
+            pages.append([d["n"] for d in docs])
+            if key is None:
+                break
+        assert pages == [[p["n"] for p in page] for page in store.find_pages("tasks", flt, page_size=5)]
+        assert sorted(n for page in pages for n in page) == list(range(12))
+        assert store.find_page("tasks", {"workflow_id": "none"}) == ([], None)
+        with pytest.raises(QueryError, match="page key"):
+            store.find_page("tasks", flt, after=[1, 2])

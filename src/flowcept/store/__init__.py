@@ -84,6 +84,13 @@ class Store(Protocol):
         """
         ...
 
+    def find_page(self, collection: str, filter: Mapping | None = None, after: Any = None,
+                  page_size: int = 1000) -> tuple[list[dict], Any]:
+        """One page of :meth:`find_pages`: the records after the page key ``after`` (None: from the start), and
+        the key to pass for the next page (None after the last page). Keys are opaque JSON scalars of the store
+        (the web service puts them in its cursors); a key of the wrong kind is a ``QueryError``."""
+        ...
+
     def aggregate(self, collection: str, filter: Mapping | None = None, group_by: Any = None,
                   aggregations: Sequence[tuple[str, str]] = ()) -> list[dict]:
         """Group matching records by ``group_by`` and compute ``(op, field)`` aggregations (avg/sum/min/max/count).

@@ -959,15 +959,19 @@ def decode_docs(rows, projection: Any) -> list[dict]:
     return [apply_projection(loads(doc), proj) for (doc,) in rows]
 
 
+def keyset_page(fetch: Callable[[Any], list], after: Any, page_size: int) -> tuple[list[dict], Any]:
+    """One page of decoded documents from ``fetch(after_key) -> [(key, doc), ...]`` (at most ``page_size`` rows in
+    key order) and the key to start the next page after (None when this page is the last)."""
+    rows = fetch(after)
+    docs = decode_docs([(doc,) for _, doc in rows], None)
+    return docs, (rows[-1][0] if len(rows) >= page_size else None)
+
+
 def keyset_pages(fetch: Callable[[Any], list], first_key: Any, page_size: int):
-    """Pages of decoded documents from ``fetch(after_key) -> [(key, doc), ...]`` (at most ``page_size`` rows in key
-    order), each call starting after the last key of the previous page (keyset pagination)."""
+    """Pages of decoded documents (see :func:`keyset_page`), each starting after the last key of the previous page
+    (keyset pagination)."""
     after = first_key
-    while True:
-        rows = fetch(after)
-        if not rows:
-            return
-        after = rows[-1][0]
-        yield decode_docs([(doc,) for _, doc in rows], None)
-        if len(rows) < page_size:
-            return
+    while after is not None:
+        docs, after = keyset_page(fetch, after, page_size)
+        if docs:
+            yield docs

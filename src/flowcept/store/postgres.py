@@ -26,7 +26,7 @@ import orjson
 from flowcept.errors import BackendUnavailableError, QueryError, StoreError
 from flowcept.records import KIND_OF_COLLECTION
 from flowcept.store import COLLECTIONS, group_by_collection
-from flowcept.store._filters import (SCALAR_FIELDS, PostgresDialect, check_collection, check_limit, compile_aggregate, compile_filter, compile_find, decode_docs, keyset_pages)
+from flowcept.store._filters import (SCALAR_FIELDS, PostgresDialect, check_collection, check_limit, compile_aggregate, compile_filter, compile_find, decode_docs, keyset_page, keyset_pages)
 from flowcept.store.lineage import PG_READY_FUNCTION as LINKS_READY
 from flowcept.store.lineage import has_link_markers, refresh_statements
 from flowcept.store.lineage import schema_statements as lineage_schema
@@ -442,13 +442,23 @@ class PostgresStore:
     def find_pages(self, collection: str, filter: Mapping | None = None,
                    page_size: int = 1000) -> Iterator[list[dict]]:
         """Matching records in pages ordered by id; see :meth:`flowcept.store.Store.find_pages`."""
+        fetch, size = self._page_fetch(collection, filter, page_size)
+        return keyset_pages(fetch, "", size)  # every id sorts after the empty string
+
+    def find_page(self, collection: str, filter: Mapping | None = None, after: Any = None,
+                  page_size: int = 1000) -> tuple[list[dict], Any]:
+        """One page in id order after ``after``; see :meth:`flowcept.store.Store.find_page`."""
+        fetch, size = self._page_fetch(collection, filter, page_size)
+        if after is not None and not isinstance(after, str):
+            raise QueryError(f"a page key of this store is a string, got {after!r}")
+        return keyset_page(fetch, "" if after is None else after, size)
+
+    def _page_fetch(self, collection: str, filter: Mapping | None, page_size: int):
         table = check_collection(collection)
         where, params = compile_filter(filter, DIALECT)
         size = check_limit(page_size) or 1000
         sql = f"SELECT id, doc::text FROM {table} WHERE {where} AND id > %s ORDER BY id LIMIT {size}"
-        # every id sorts after the empty string
-        return keyset_pages(lambda after: self._run("find", lambda conn: conn.execute(sql, params + [after])
-                                                    .fetchall()), "", size)
+        return (lambda after: self._run("find", lambda conn: conn.execute(sql, params + [after]).fetchall())), size
 
     def count(self, collection: str, filter: Mapping | None = None) -> int:
         """How many records match."""

@@ -27,7 +27,7 @@ from flowcept.store.merge import merge_record
 from flowcept.records import KINDS
 from flowcept.store import COLLECTIONS, group_by_collection
 from flowcept.store._filters import (SQLITE, check_collection, check_limit, compile_aggregate, compile_filter,
-                                     compile_find, decode_docs, keyset_pages)
+                                     compile_find, decode_docs, keyset_page, keyset_pages)
 from flowcept.store.lineage import SQLITE_READY_TRIGGER as LINKS_READY
 from flowcept.store.lineage import has_link_markers, refresh_statements
 from flowcept.store.lineage import schema_statements as lineage_schema
@@ -376,6 +376,18 @@ class SqliteStore:
     def find_pages(self, collection: str, filter: Mapping | None = None,
                    page_size: int = 1000) -> Iterator[list[dict]]:
         """Matching records in pages ordered by rowid; see :meth:`flowcept.store.Store.find_pages`."""
+        fetch, size = self._page_fetch(collection, filter, page_size)
+        return keyset_pages(fetch, -1, size)
+
+    def find_page(self, collection: str, filter: Mapping | None = None, after: Any = None,
+                  page_size: int = 1000) -> tuple[list[dict], Any]:
+        """One page in rowid order after ``after``; see :meth:`flowcept.store.Store.find_page`."""
+        fetch, size = self._page_fetch(collection, filter, page_size)
+        if after is not None and not isinstance(after, int):
+            raise QueryError(f"a page key of this store is an integer, got {after!r}")
+        return keyset_page(fetch, -1 if after is None else after, size)
+
+    def _page_fetch(self, collection: str, filter: Mapping | None, page_size: int):
         table = check_collection(collection)
         where, params = compile_filter(filter, SQLITE)
         size = check_limit(page_size) or 1000
@@ -387,7 +399,7 @@ class SqliteStore:
             with self._errors("find"):
                 return conn.execute(sql, params + [after]).fetchall()
 
-        return keyset_pages(fetch, -1, size)
+        return fetch, size
 
     def count(self, collection: str, filter: Mapping | None = None) -> int:
         """How many records match."""

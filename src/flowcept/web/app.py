@@ -115,14 +115,22 @@ def _json_param(value: str | None, name: str) -> Any:
 
 def _page(db, collection: str, flt: dict, limit: int, cursor: str | None, sort_field: str | None,
           descending: bool, id_field: str, projection: Any = None) -> dict:
-    """One keyset page of ``collection``: ``{items, count, limit, next_cursor}``."""
+    """One keyset page of ``collection``: ``{items, count, limit, next_cursor}``.
+
+    Without ``sort_field`` the page is the store's own key order (:meth:`flowcept.store.Store.find_page`: one
+    index range scan, however deep the page); with it, the order (sort_field [desc], id_field).
+    """
     paging.check_limit(limit)
-    size = 2 if sort_field else 1
     if cursor:
         # The total was counted once, on the first page; the cursor carries it (a count is a scan).
-        *position, total = paging.decode_cursor(cursor, size + 1)
+        *position, total = paging.decode_cursor(cursor, 3 if sort_field else 2)
     else:
         position, total = None, db.store.count(collection, flt or None)
+    if sort_field is None:
+        items, key = db.store.find_page(collection, flt or None, after=position[0] if position else None,
+                                        page_size=limit)
+        return {"items": items, "count": total, "limit": limit,
+                "next_cursor": paging.encode_cursor([key, total]) if key is not None else None}
     query = paging.and_filters(flt, paging.after(sort_field, descending, id_field, position))
     items = db.store.find(collection, query, projection=projection,
                           sort=paging.order(sort_field, descending, id_field), limit=limit)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-from typing import Any
 
 import orjson
 
@@ -43,30 +42,27 @@ def decode_cursor(cursor: str, size: int) -> list:
     return values
 
 
-def after(sort_field: str | None, descending: bool, id_field: str, cursor: list | None) -> dict | None:
+def after(sort_field: str, descending: bool, id_field: str, cursor: list | None) -> dict | None:
     """The filter selecting records strictly after ``cursor`` in the order (sort_field [desc], id_field asc)."""
     if cursor is None:
         return None
-    if sort_field is None:
-        return {id_field: {"$gt": cursor[0]}}
     value, last_id = cursor
     beyond = "$lt" if descending else "$gt"
     return {"$or": [{sort_field: {beyond: value}}, {"$and": [{sort_field: value}, {id_field: {"$gt": last_id}}]}]}
 
 
-def order(sort_field: str | None, descending: bool, id_field: str) -> list:
+def order(sort_field: str, descending: bool, id_field: str) -> list:
     """The sort spec matching :func:`after`."""
-    keys = [(sort_field, -1 if descending else 1)] if sort_field else []
-    return [*keys, (id_field, 1)]
+    return [(sort_field, -1 if descending else 1), (id_field, 1)]
 
 
-def next_cursor(items: list[dict], limit: int, sort_field: str | None, id_field: str, total: int) -> str | None:
-    """The cursor of the next page (the last record's sort values, then ``total``), or None on the last page."""
+def next_cursor(items: list[dict], limit: int, sort_field: str, id_field: str, total: int) -> str | None:
+    """The cursor of the next page (the last record's sort value and id, then ``total``), or None on the last
+    page."""
     if len(items) < limit:
         return None
     last = items[-1]
-    values: list[Any] = [last.get(sort_field), last.get(id_field)] if sort_field else [last.get(id_field)]
-    return encode_cursor([*values, total])
+    return encode_cursor([last.get(sort_field), last.get(id_field), total])
 
 
 def and_filters(*filters: dict | None) -> dict:
