@@ -93,3 +93,10 @@ def test_a_batch_larger_than_one_statement(store, monkeypatch):
     assert store.upsert_encoded(batch) == 50
     assert store.count("tasks", {"workflow_id": "w"}) == 50
     assert store.find("tasks", {"task_id": "t49"}) == [_task("t49", used={"i": 49})]
+
+
+def test_an_unhashable_type_is_kept_out_of_the_kinds(store):
+    batch = encode_batch([{"type": ["task"], "task_id": "x"}, _task("t")])
+    assert batch.kinds is None and batch.ids is None
+    assert store.upsert_encoded(batch) == 1
+    assert store.find("tasks", {}) == [_task("t")]
