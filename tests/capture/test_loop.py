@@ -200,6 +200,19 @@ class TestLightweightLoop:
         its = iterations(fc.workflow_id)
         assert [t.get("generated") for t in its] == [{"x": 0}, None, {"x": 2}]
 
+    @pytest.mark.parametrize("items", [range(3), iter(range(3))], ids=["sized", "iterator"])
+    def test_end_iter_values_are_snapshotted_when_given(self, items):
+        """A list passed to end_iter and changed by later iterations keeps, in each record, its state then."""
+        history = []
+        with Flowcept() as fc:
+            loop = FlowceptLightweightLoop(items, items_length=3)
+            for x in loop:
+                history.append(x)
+                loop.end_iter({"history": history, "nan": float("nan")})
+        its = iterations(fc.workflow_id)
+        assert [t["generated"]["history"] for t in its] == [[0], [0, 1], [0, 1, 2]]
+        assert {t["generated"]["nan"] for t in its} == {"NaN"}
+
     def test_iteration_ids_follow_the_group(self):
         """get_current_iteration_id() is the recorded task id of the running iteration."""
         with Flowcept() as fc:

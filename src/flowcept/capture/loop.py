@@ -261,8 +261,9 @@ class FlowceptLightweightLoop(FlowceptLoop):
                 return last - hint()
 
             def end_iter(g: dict) -> None:
-                # A copy: a dict reused across iterations must not end up in every record as its last state.
-                generated[last - hint()] = g.copy()
+                # Snapshotted now, as FlowceptLoop does: a dict (or a list in it) reused or changed by later
+                # iterations must not end up in this record as its later state.
+                generated[last - hint()] = snapshot_values(dict(g))
 
             self._position, self.end_iter = position, end_iter
             try:
@@ -291,7 +292,7 @@ class FlowceptLightweightLoop(FlowceptLoop):
             return offset + len(seen) - 1
 
         def end_iter(g: dict) -> None:
-            generated[offset + len(seen) - 1] = g.copy()
+            generated[offset + len(seen) - 1] = snapshot_values(dict(g))
 
         self._position, self.end_iter = position, end_iter
         group = self.group_id
@@ -340,7 +341,8 @@ class FlowceptLightweightLoop(FlowceptLoop):
         immutable = IMMUTABLE_TYPES
         records: list = []
         add = records.append
-        # Items and end_iter dicts are snapshotted here, once per chunk (floats checked for NaN, infinities).
+        # Items are snapshotted here, once per chunk (floats checked for NaN, infinities); end_iter dicts were
+        # snapshotted when given.
         for i, item in enumerate(items, offset):
             rec = copy()
             rec["task_id"] = prefix + str(i)
@@ -348,10 +350,6 @@ class FlowceptLightweightLoop(FlowceptLoop):
                 type(item) is float and item - item == 0.0) else snapshot(item)}
             g = get(i)
             if g is not None:
-                for v in g.values():  # inline: most end_iter values are numbers or strings
-                    if type(v) not in immutable:
-                        snapshot_values(g)
-                        break
                 rec["generated"] = g
             add(rec)
         return records
