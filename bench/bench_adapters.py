@@ -16,6 +16,8 @@ Prints:
 from __future__ import annotations
 
 import argparse
+import atexit
+import shutil
 import json
 import os
 import statistics
@@ -143,6 +145,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=20000)
     args = parser.parse_args()
     work = tempfile.mkdtemp(prefix="flowcept-bench-adapters-")
+    atexit.register(shutil.rmtree, work, True)  # a run leaves no store files behind
     os.chdir(work)
     os.environ["HOME"] = work  # the default SQLite store lands in this scratch folder
     bench_dask(args.tasks, args.rounds)

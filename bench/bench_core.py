@@ -22,6 +22,8 @@ Prints, all measured in this one run, in a private temporary HOME:
 from __future__ import annotations
 
 import argparse
+import atexit
+import shutil
 import os
 import resource
 import sqlite3
@@ -223,6 +225,7 @@ def main() -> None:
         env = {**os.environ, "FLOWCEPT_BUFFER_BATCH_SIZE": "100000", "FLOWCEPT_BUFFER_FLUSH_INTERVAL_SECS": "3600"}
         subprocess.run([sys.executable, __file__, "--part", "bursts"], check=True, env=env)
     work = tempfile.mkdtemp(prefix="flowcept-bench-")
+    atexit.register(shutil.rmtree, work, True)  # a run leaves no store files behind
     os.chdir(work)
     os.environ["HOME"] = work  # default store under ~/.flowcept, private to this run
     os.environ.pop("FLOWCEPT_SETTINGS_PATH", None)

@@ -15,6 +15,8 @@ Needs Redis on 127.0.0.1:6379 (and RabbitMQ on 127.0.0.1:5672, guest/guest, for 
 from __future__ import annotations
 
 import argparse
+import atexit
+import shutil
 import os
 import statistics
 import subprocess
@@ -94,6 +96,7 @@ def main() -> None:
     parser.add_argument("--brokers", default="redis,rabbitmq", help="brokers for part 2 (default redis,rabbitmq)")
     opts = parser.parse_args()
     work = tempfile.mkdtemp(prefix="flowcept-bench-dist-")
+    atexit.register(shutil.rmtree, work, True)  # a run leaves no store files behind
     os.chdir(work)
     os.environ["HOME"] = work
     dsn = None if opts.sqlite or not _usable_pg(opts.pg_dsn) else opts.pg_dsn

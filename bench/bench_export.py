@@ -16,6 +16,8 @@ cost. On a shared 2-core machine the figures are noisy: compare columns of one r
 from __future__ import annotations
 
 import argparse
+import atexit
+import shutil
 import os
 import subprocess
 import sys
@@ -106,6 +108,7 @@ def main() -> None:
     args = parser.parse_args()
     sys.path.insert(0, SRC)
     work = tempfile.mkdtemp(prefix="bench_export_")
+    atexit.register(shutil.rmtree, work, True)  # a run leaves no store files behind
     wf = str(uuid.uuid4())
     schema_ctx = None
     if args.pg_dsn:

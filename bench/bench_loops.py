@@ -16,6 +16,8 @@ Default settings: embedded SQLite store and JSONL buffer file in a private tempo
 from __future__ import annotations
 
 import argparse
+import atexit
+import shutil
 import os
 import statistics
 import tempfile
@@ -31,6 +33,7 @@ def main() -> None:
     opts = parser.parse_args()
     warnings.simplefilter("ignore")
     work = tempfile.mkdtemp(prefix="flowcept-bench-loops-")
+    atexit.register(shutil.rmtree, work, True)  # a run leaves no store files behind
     os.chdir(work)
     os.environ["HOME"] = work
     os.environ.pop("FLOWCEPT_SETTINGS_PATH", None)

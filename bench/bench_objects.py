@@ -14,6 +14,8 @@ columns of one run.
 from __future__ import annotations
 
 import argparse
+import atexit
+import shutil
 import hashlib
 import os
 import statistics
@@ -110,6 +112,8 @@ def main() -> None:
     from flowcept.store.sqlite import SqliteStore
 
     work = Path(tempfile.mkdtemp(prefix="flowcept-bench-objects-"))
+
+    atexit.register(shutil.rmtree, work, True)  # a run leaves no store files behind
     cases = [("1 MiB", MIB, args.small_reps), ("256 MiB", 256 * MIB, args.big_reps)]
     rows = []
     for label, size, reps in cases:

@@ -15,6 +15,8 @@ Prints, each measured once in this run (noisy on a shared machine: read them as 
 from __future__ import annotations
 
 import argparse
+import atexit
+import shutil
 import os
 import sys
 import tempfile
@@ -28,6 +30,8 @@ def store_upsert() -> None:
     from flowcept.store.sqlite import SqliteStore
 
     work = tempfile.mkdtemp(prefix="flowcept-bench-pace-")
+
+    atexit.register(shutil.rmtree, work, True)  # a run leaves no store files behind
     store = SqliteStore(os.path.join(work, "perf.sqlite"))
     recs = [{"type": "task", "task_id": f"t{i}", "workflow_id": "wf", "activity_id": f"a{i % 10}",
              "status": "FINISHED", "started_at": 1.0 + i, "ended_at": 2.0 + i, "used": {"x": i}}
@@ -56,6 +60,8 @@ def stop_latency() -> None:
     from flowcept import Flowcept, flowcept_task
 
     work = tempfile.mkdtemp(prefix="flowcept-bench-pace-")
+
+    atexit.register(shutil.rmtree, work, True)  # a run leaves no store files behind
     _settings(work)
 
     @flowcept_task
@@ -84,6 +90,7 @@ def pace_while_postgres_cut(pg_dsn: str) -> None:
     proxy.start()
     with pg_schema_uri(pg_dsn, proxy.port) as uri:
         work = tempfile.mkdtemp(prefix="flowcept-bench-pace-")
+        atexit.register(shutil.rmtree, work, True)  # a run leaves no store files behind
         _settings(work, f"  postgres:\n    enabled: true\n    uri: '{uri}'\n")
 
         @flowcept_task
