@@ -263,7 +263,7 @@ class FlowceptLightweightLoop(FlowceptLoop):
             def end_iter(g: dict) -> None:
                 # Snapshotted now, as FlowceptLoop does: a dict (or a list in it) reused or changed by later
                 # iterations must not end up in this record as its later state.
-                generated[last - hint()] = snapshot_values(dict(g))
+                generated[last - hint()] = _frozen(g)
 
             self._position, self.end_iter = position, end_iter
             try:
@@ -292,7 +292,7 @@ class FlowceptLightweightLoop(FlowceptLoop):
             return offset + len(seen) - 1
 
         def end_iter(g: dict) -> None:
-            generated[offset + len(seen) - 1] = snapshot_values(dict(g))
+            generated[offset + len(seen) - 1] = _frozen(g)
 
         self._position, self.end_iter = position, end_iter
         group = self.group_id
@@ -353,6 +353,16 @@ class FlowceptLightweightLoop(FlowceptLoop):
                 rec["generated"] = g
             add(rec)
         return records
+
+
+def _frozen(values: dict) -> dict:
+    """A copy of an ``end_iter`` dict as it is now (see :func:`flowcept.serialize.snapshot_values`), with the common
+    case inline: numbers, strings and finite floats need no snapshot."""
+    values = dict(values)
+    for v in values.values():
+        if type(v) not in IMMUTABLE_TYPES and not (type(v) is float and v - v == 0.0):
+            return snapshot_values(values)
+    return values
 
 
 #: Iterations of a FlowceptLightweightLoop whose records are built and queued at once.
