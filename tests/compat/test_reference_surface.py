@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
@@ -307,52 +308,62 @@ class TestController:
             Flowcept.start_consumption_services(consumers=["x"])
 
 
-@pytest.mark.redis
-@pytest.mark.postgres
-def test_start_consumption_services_runs_a_keeper(tmp_path, monkeypatch, pg_dsn):
-    """A producer with no keeper writes to the stream; start_consumption_services() stores it, SIGTERM ends it."""
+@contextlib.contextmanager
+def _stream_without_keeper(tmp_path, monkeypatch, pg_dsn, workflow_id: str, n: int):
+    """Redis + PostgreSQL settings, and a producer process (no keeper) that put ``n`` tasks of ``workflow_id`` on
+    the stream; cleaned up afterwards."""
     from tests.store._pg import private_schema
-    from tests.transport.redis_env import cleanup_stream, run_script, wait_for
+    from tests.transport.redis_env import cleanup_stream, run_script
 
     with private_schema(pg_dsn) as dsn:
         env = _redis_pg_settings(tmp_path, monkeypatch, dsn)
         try:
-            produced = run_script(tmp_path, "producer.py", """
+            produced = run_script(tmp_path, "producer.py", f"""
                 from flowcept import Flowcept, flowcept_task
 
                 @flowcept_task
                 def f(x):
                     return x
 
-                with Flowcept(workflow_id="wf-consume", start_persistence=False) as fc:
-                    for i in range(50):
+                with Flowcept(workflow_id={workflow_id!r}, start_persistence=False):
+                    for i in range({n}):
                         f(i)
             """)
             assert produced.returncode == 0, produced.stderr
-            consumer = run_script(tmp_path, "consumer.py", """
-                from flowcept import Flowcept
-                Flowcept.start_consumption_services()
-                print("returned")
-            """, wait=False, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            try:
-                from flowcept import Flowcept
-
-                wait_for(lambda: Flowcept.db.count("tasks", {"workflow_id": "wf-consume"}) == 50, 60,
-                         "the keeper to store 50 tasks")
-                consumer.send_signal(signal.SIGTERM)
-                out, err = consumer.communicate(timeout=60)
-            finally:
-                if consumer.poll() is None:
-                    consumer.kill()
-            assert consumer.returncode == 0, err
-            assert out.strip() == "returned"
-            docs = Flowcept.db.task_query({"workflow_id": "wf-consume"}, sort=[("used.x", 1)])
-            assert [d["used"]["x"] for d in docs] == list(range(50))
+            yield
         finally:
             from flowcept.testing import reset
 
             reset()
             cleanup_stream(env["stream"])
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+def test_start_consumption_services_runs_a_keeper(tmp_path, monkeypatch, pg_dsn):
+    """A producer with no keeper writes to the stream; start_consumption_services() stores it, SIGTERM ends it."""
+    from tests.transport.redis_env import run_script, wait_for
+
+    from flowcept import Flowcept
+
+    with _stream_without_keeper(tmp_path, monkeypatch, pg_dsn, "wf-consume", 50):
+        consumer = run_script(tmp_path, "consumer.py", """
+            from flowcept import Flowcept
+            Flowcept.start_consumption_services()
+            print("returned")
+        """, wait=False, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            wait_for(lambda: Flowcept.db.count("tasks", {"workflow_id": "wf-consume"}) == 50, 60,
+                     "the keeper to store 50 tasks")
+            consumer.send_signal(signal.SIGTERM)
+            out, err = consumer.communicate(timeout=60)
+        finally:
+            if consumer.poll() is None:
+                consumer.kill()
+        assert consumer.returncode == 0, err
+        assert out.strip() == "returned"
+        docs = Flowcept.db.task_query({"workflow_id": "wf-consume"}, sort=[("used.x", 1)])
+        assert [d["used"]["x"] for d in docs] == list(range(50))
 
 
 class TestFlowceptTaskData:
@@ -439,42 +450,21 @@ def test_migration_example_runs_unchanged(tmp_path):
 
 def test_document_inserter_stores_the_stream(tmp_path, monkeypatch, pg_dsn):
     """The reference's DB writer class runs our keeper: what producers put on the stream reaches PostgreSQL."""
-    from tests.store._pg import private_schema
-    from tests.transport.redis_env import cleanup_stream, run_script, wait_for
+    from tests.transport.redis_env import wait_for
 
+    from flowcept import Flowcept
     from flowcept.flowceptor.consumers.document_inserter import DocumentInserter
 
-    with private_schema(pg_dsn) as dsn:
-        env = _redis_pg_settings(tmp_path, monkeypatch, dsn)
+    with _stream_without_keeper(tmp_path, monkeypatch, pg_dsn, "wf-inserter", 20):
+        inserter = DocumentInserter(check_safe_stops=False).start()
         try:
-            produced = run_script(tmp_path, "producer.py", """
-                from flowcept import Flowcept, flowcept_task
-
-                @flowcept_task
-                def f(x):
-                    return x
-
-                with Flowcept(workflow_id="wf-inserter", start_persistence=False):
-                    for i in range(20):
-                        f(i)
-            """)
-            assert produced.returncode == 0, produced.stderr
-            inserter = DocumentInserter(check_safe_stops=False).start()
-            try:
-                from flowcept import Flowcept
-
-                wait_for(lambda: Flowcept.db.count("tasks", {"workflow_id": "wf-inserter"}) == 20, 60,
-                         "the inserter to store 20 tasks")
-            finally:
-                inserter.stop()
-            docs = Flowcept.db.task_query({"workflow_id": "wf-inserter"}, sort=[("used.x", 1)])
-            assert [(d["activity_id"], d["used"]["x"], d["status"]) for d in docs] == [
-                ("f", i, "FINISHED") for i in range(20)]
+            wait_for(lambda: Flowcept.db.count("tasks", {"workflow_id": "wf-inserter"}) == 20, 60,
+                     "the inserter to store 20 tasks")
         finally:
-            from flowcept.testing import reset
-
-            reset()
-            cleanup_stream(env["stream"])
+            inserter.stop()
+        docs = Flowcept.db.task_query({"workflow_id": "wf-inserter"}, sort=[("used.x", 1)])
+        assert [(d["activity_id"], d["used"]["x"], d["status"]) for d in docs] == [
+            ("f", i, "FINISHED") for i in range(20)]
 
 
 def test_context_task_helpers():
