@@ -55,7 +55,7 @@ class Runtime:
         self.last_workflow_id: str | None = None
         self.last_campaign_id: str | None = None
         self.id_prefix = ""
-        self.id_counter = itertools.count()
+        self.id_counter = itertools.count(10**9)
         self.warned: set[str] = set()  # one-time warnings already given
         self.capture_errors = 0
         self.capture_warnings = 0
@@ -71,7 +71,7 @@ class Runtime:
     def reseed_ids(self) -> None:
         """A new random id prefix and a fresh counter (see :mod:`flowcept.ids`)."""
         self.id_prefix = os.urandom(8).hex() + "-"
-        self.id_counter = itertools.count()
+        self.id_counter = itertools.count(10**9)
 
     # ---- fork -------------------------------------------------------------------------------------------------
     def before_fork(self) -> None:

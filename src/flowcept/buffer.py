@@ -407,6 +407,9 @@ class BatchBuffer:
                 for sink in self.sinks:
                     try:
                         sink.flush()
+                        take_failures = getattr(sink, "take_failures", None)  # sinks that write on a thread
+                        if take_failures is not None and (failed := take_failures()):
+                            self.sink_failures[sink.name] = self.sink_failures.get(sink.name, 0) + failed
                     except Exception as exc:  # noqa: BLE001
                         report_internal_error(f"flushing {sink.name}", exc)
                 marker.event.set()

@@ -103,7 +103,7 @@ def _values_upsert(table: str, rows: int) -> str:
 def _rows_per_statement(conn: sqlite3.Connection) -> int:
     getlimit = getattr(conn, "getlimit", None)  # Python 3.11+; older SQLite builds allow 999 parameters
     limit = getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) if getlimit is not None else 999
-    return max(1, min(limit // 2, 10_000))
+    return max(1, limit // 2)
 
 
 # Re-derive the links of the tasks a batch wrote (flowcept.store.lineage), in the upsert's transaction.
@@ -301,13 +301,20 @@ class SqliteStore:
         (kind,) = batch.kinds
         table = KINDS[kind][0]
         written = 0
+        links = kind == "task" and has_link_markers(batch.lines(drop_data=False))
+        conn = self._conn()
+        step = _rows_per_statement(conn)
+        if not links and len(ids) <= step:
+            # One statement is one transaction (autocommit): one GIL release and reacquisition for the batch.
+            with self._errors("upsert"):
+                rows = list(chain.from_iterable(zip(ids, parts)))
+                return conn.execute(_values_upsert(table, len(ids)), rows).rowcount
         with self._write_transaction() as conn:
-            step = _rows_per_statement(conn)
             for start in range(0, len(ids), step):
                 rows = zip(ids[start:start + step], parts[start:start + step])
                 written += conn.execute(_values_upsert(table, min(step, len(ids) - start)),
                                         list(chain.from_iterable(rows))).rowcount
-            if kind == "task" and has_link_markers(batch.lines(drop_data=False)):
+            if links:
                 array = batch.array()
                 for stmt in _REFRESH_FROM_RECORDS:
                     conn.execute(stmt, (array,))

@@ -1,7 +1,11 @@
 """The JSONL buffer file: every captured message as one compact JSON line (the documented offline format).
 
-The flusher appends each batch with a single ``write`` on a file opened with ``O_APPEND``, so several threads or
-processes can share one file without interleaving lines. The ``data`` payload is never written here.
+Each batch is appended with a single ``write`` on a file opened with ``O_APPEND``, so several threads or processes
+can share one file without interleaving lines. The ``data`` payload is never written here.
+
+The writes run on a thread of this sink's own: a ``write`` gives up the GIL and must take it back, which waits up to
+the interpreter's switch interval (5 ms) while capture runs; the flusher would wait that long on every batch
+(a fifth of the flat-out cost of ``@flowcept_task``, bench/bench_core.py). ``flush()`` waits for the thread.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import glob
 import logging
 import os
+import queue
 import threading
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -24,6 +29,8 @@ from flowcept._files import open_private, open_private_file
 from flowcept.serialize import dumps
 
 logger = logging.getLogger("flowcept")
+#: Batches that may wait for the writing thread.
+_PENDING_BATCHES = 16
 
 def buffer_file_path(dump_settings, workflow_id: str | None = None, base: str | None = None) -> str:
     """The buffer file this process writes, per ``project.dump_buffer`` settings."""
@@ -46,6 +53,11 @@ class JsonlBufferFile:
         self.path = str(path)
         self._fd: int | None = None
         self._pid = None
+        # Lines to append, flush events and None (stop), in order; the thread is made per process (after a fork the
+        # parent's thread is not ours). Bounded: a slow disk makes the flusher wait instead of growing memory.
+        self._todo: queue.Queue | None = None
+        self._thread_pid: int | None = None
+        self._failed = 0  # records whose lines could not be written (taken by take_failures)
 
     def _open(self) -> int:
         if self._fd is None or self._pid != os.getpid():
@@ -74,18 +86,60 @@ class JsonlBufferFile:
             pass  # reported, and counted, when a batch cannot be written
 
     def write(self, batch) -> int:
-        payload = batch.lines()
-        fd = self._open()
-        view = memoryview(payload)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
+        """Queue the batch's lines for the writing thread; failures are reported there and counted."""
+        self._queue().put((batch.lines(), len(batch)))
         return 0
 
+    def _queue(self) -> queue.Queue:
+        if self._thread_pid != os.getpid():
+            self._todo = queue.Queue(_PENDING_BATCHES)
+            self._thread_pid = os.getpid()
+            threading.Thread(target=self._append_loop, args=(self._todo,), name="flowcept-buffer-file",
+                             daemon=True).start()
+        return self._todo
+
+    def _append_loop(self, todo: queue.Queue) -> None:
+        from flowcept._internal_errors import report_internal_error
+        from flowcept.context import suppress_capture
+
+        suppress_capture()
+        while True:
+            item = todo.get()
+            if item is None:
+                return
+            if isinstance(item, threading.Event):
+                item.set()
+                continue
+            payload, count = item
+            try:
+                fd = self._open()
+                view = memoryview(payload)
+                while view:
+                    written = os.write(fd, view)
+                    view = view[written:]
+            except Exception as exc:  # noqa: BLE001 - counted, reported; capture goes on
+                self._failed += count
+                report_internal_error(f"writing to {self.name}", exc)
+
     def flush(self, timeout: float | None = None) -> bool:
-        return True
+        """Wait until every batch written before this call is in the file (or counted as failed)."""
+        if self._todo is None or self._thread_pid != os.getpid():
+            return True
+        done = threading.Event()
+        self._todo.put(done)
+        return done.wait(timeout)
+
+    def take_failures(self) -> int:
+        """Records that could not be written since the last call."""
+        failed, self._failed = self._failed, 0
+        return failed
 
     def close(self) -> None:
+        if self._todo is not None and self._thread_pid == os.getpid():
+            self.flush(timeout=60.0)
+            self._todo.put(None)
+            self._todo = None
+            self._thread_pid = None
         if self._fd is not None and self._pid == os.getpid():
             try:
                 os.close(self._fd)
