@@ -150,6 +150,28 @@ class ObjectsAPI:
         self._announce(doc)
         return object_id
 
+    def delete_object_keys(self, key_name: str, keys_list: list | tuple | set) -> int:
+        """Delete the objects whose ``key_name`` is one of ``keys_list``, with all their versions.
+
+        Objects match by their latest version (what :meth:`blob_object_query` shows). Content that another object
+        or version shares (identical bytes are stored once) stays; a save of the same bytes running meanwhile keeps
+        its content. Tasks that generated or used a deleted object keep their ``object:<id>`` references, so the
+        lineage between those tasks is unchanged; loading the object raises :class:`flowcept.ObjectNotFoundError`.
+
+        Args:
+            key_name: ``"object_id"``, ``"task_id"``, ``"workflow_id"``, ``"campaign_id"``, ``"object_type"`` or
+                ``"data_sha256"``.
+            keys_list: a list, tuple or set of the values to delete (strings or numbers); empty deletes nothing.
+
+        Returns:
+            How many objects were deleted.
+
+        Raises:
+            QueryError: another ``key_name``, or ``keys_list`` is not a list, tuple or set of strings and numbers.
+            StoreError: the database failed (nothing was deleted).
+        """
+        return self.object_store.delete(key_name, keys_list)
+
     # ------------------------------------------------------------------------------------------ loading
 
     def get_blob_object(self, object_id: str, version: int | None = None):

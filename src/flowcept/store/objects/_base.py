@@ -1,8 +1,21 @@
-"""The part of an object store every backend shares: versioned metadata rows, inline content, checked reads.
+"""The part of an object store every backend shares: versioned metadata rows, inline content, checked reads,
+deletion.
 
-A backend supplies the connection (``_transaction``, ``_reading``), the per-object write lock and the blob area
-(``_write_blob``, ``_blob_chunks``); the SQL here is written once, with ``?`` placeholders that a PostgreSQL
-backend turns into ``%s``.
+A backend supplies the connection (``_transaction``, ``_reading``), the per-object write lock, the blob area
+(``_write_blob``, ``_blob_chunks``, ``_drop_blobs``) and what keeps deduplicated content alive between a save and
+its publication (``_saving``, ``_pin_content``, ``_exclude_saves``); the SQL here is written once, with ``?``
+placeholders that a PostgreSQL backend turns into ``%s``.
+
+Deleting while others save the same bytes (content is shared by sha256 between objects and versions)::
+
+    save:    (_saving) write content, or find it stored ──▶ publish: transaction: _pin_content, metadata rows
+    delete:  transaction: _exclude_saves, delete the rows, then the inline content and (_drop_blobs) the blobs
+             that no remaining version names ──▶ _after_delete: blobs a backend removes outside that transaction
+
+A save finding its content already stored must never publish after that content was dropped: PostgreSQL runs the
+save in one transaction that takes a shared lock before it looks for the stored content, and a delete takes it
+exclusively (``_exclude_saves``); SQLite serializes both transactions, and a save keeps a private link to its
+content file until it published, restoring the file if a delete removed it in between.
 """
 
 from __future__ import annotations
@@ -10,15 +23,16 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import itertools
+import logging
 import os
 import threading
 import time
-from typing import Any, BinaryIO, Callable, ContextManager, Iterator, Mapping
+from typing import Any, BinaryIO, Callable, ContextManager, Iterable, Iterator, Mapping, NamedTuple
 
 import orjson
 
-from flowcept.errors import ObjectIntegrityError, ObjectNotFoundError, QueryError
-from flowcept.store._filters import check_limit, compile_filter, compile_order_by, decode_docs
+from flowcept.errors import ObjectIntegrityError, ObjectNotFoundError, QueryError, StoreError
+from flowcept.store._filters import check_limit, compile_filter, compile_order_by, decode_docs, split_path
 from flowcept.store.objects._content import iter_chunks, read_exact
 
 #: Content up to this size is kept inline (a row of ``object_data``); larger content goes to the blob area.
@@ -29,6 +43,12 @@ HASH_ALGO = "sha256"
 
 # Metadata fields a caller may set; an update that leaves one None keeps the stored value.
 META_FIELDS = ("task_id", "workflow_id", "campaign_id", "object_type", "custom_metadata", "tags")
+# Fields describing a version's content (kept by a metadata update).
+CONTENT_FIELDS = ("object_size_bytes", "data_sha256", "data_hash_algo", "storage_type", "pickle")
+#: Fields :meth:`ObjectStore.delete` selects objects by (scalar fields of every object's metadata).
+DELETE_KEYS = ("object_id", "task_id", "workflow_id", "campaign_id", "object_type", "data_sha256")
+
+_log = logging.getLogger(__name__)
 
 #: An executor: ``ex(sql, params)`` runs one statement and returns a cursor (``fetchone``/``fetchall``).
 Executor = Callable[[str, tuple], Any]
@@ -39,13 +59,14 @@ def history_id(object_id: str, version: int) -> str:
     return f"{object_id}@{version}"
 
 
-class BlobInfo(tuple):
-    """``(sha256 hex, size in bytes, storage_type)`` of content already written and verified."""
+class BlobInfo(NamedTuple):
+    """Content already written to the blob area and verified."""
 
-    __slots__ = ()
-
-    def __new__(cls, sha256: str, size: int, storage_type: str):
-        return super().__new__(cls, (sha256, size, storage_type))
+    sha256: str
+    size: int
+    storage_type: str
+    #: A private copy of the content (a path) kept until the metadata is published, when the backend keeps one.
+    spare: str | None = None
 
 
 class ObjectStore:
@@ -70,6 +91,25 @@ class ObjectStore:
 
     def _lock(self, ex: Executor, object_id: str) -> None:
         """Serialize writers of ``object_id`` until the transaction ends."""
+
+    def _saving(self) -> ContextManager[None]:
+        """Held around one save, from writing its content to publishing its metadata."""
+        return contextlib.nullcontext()
+
+    def _pin_content(self, ex: Executor, blob: BlobInfo | None) -> None:
+        """In the publishing transaction, before the content's rows are written: make sure no delete removes the
+        content this version names until the transaction ends (restore it from ``blob.spare`` if one did)."""
+
+    def _exclude_saves(self, ex: Executor) -> None:
+        """In a deleting transaction: wait for saves between their content check and their commit, and keep new
+        ones out until the transaction ends."""
+
+    def _drop_blobs(self, ex: Executor, shas: list[str]) -> None:
+        """Remove blobs no version names, in the deleting transaction (a backend may defer it: see
+        :meth:`_after_delete`)."""
+
+    def _after_delete(self, shas: list[str]) -> None:
+        """After the deleting transaction committed: what ``_drop_blobs`` deferred."""
 
     def _write_blob(self, chunks: Iterator[bytes]) -> BlobInfo:
         """Write content to the blob area, content-addressed, and verify it; nothing is visible if this fails."""
@@ -100,14 +140,20 @@ class ObjectStore:
         """
         head = read_exact(reader, inline_max + 1)
         inline = None
-        if len(head) <= inline_max:
-            inline = head
-            blob = BlobInfo(hashlib.sha256(head).hexdigest(), len(head), "in_object")
-        else:
-            blob = self._write_blob(itertools.chain((head,), iter_chunks(reader)))
-        content = {"object_size_bytes": blob[1], "data_sha256": blob[0], "data_hash_algo": HASH_ALGO,
-                   "storage_type": blob[2], "pickle": bool(use_pickle)}
-        return self._publish(object_id, fields, content, control_version, inline)
+        with self._saving():
+            if len(head) <= inline_max:
+                inline = head
+                blob = BlobInfo(hashlib.sha256(head).hexdigest(), len(head), "in_object")
+            else:
+                blob = self._write_blob(itertools.chain((head,), iter_chunks(reader)))
+            try:
+                content = {"object_size_bytes": blob.size, "data_sha256": blob.sha256, "data_hash_algo": HASH_ALGO,
+                           "storage_type": blob.storage_type, "pickle": bool(use_pickle)}
+                return self._publish(object_id, fields, content, control_version, inline, blob=blob)
+            finally:
+                if blob.spare is not None:
+                    with contextlib.suppress(OSError):
+                        os.unlink(blob.spare)
 
     def update_metadata(self, object_id: str, fields: Mapping[str, Any], control_version: bool) -> dict:
         """Change metadata of the latest version (a new version when ``control_version``); content is kept.
@@ -117,24 +163,27 @@ class ObjectStore:
         Raises:
             ObjectNotFoundError: no object ``object_id``.
         """
-        current = self.get(object_id)
-        fields = dict(fields)
-        if fields.get("custom_metadata") is not None:
-            fields["custom_metadata"] = {**(current.get("custom_metadata") or {}), **fields["custom_metadata"]}
-        content = {k: current[k] for k in ("object_size_bytes", "data_sha256", "data_hash_algo", "storage_type",
-                                           "pickle") if k in current}
-        return self._publish(object_id, fields, content, control_version, None, must_exist=True)
+        _check_object_id(object_id)
+        return self._publish(object_id, fields, None, control_version, None, must_exist=True)
 
-    def _publish(self, object_id: str, fields: Mapping[str, Any], content: dict, control_version: bool,
-                 inline: bytes | None, must_exist: bool = False) -> dict:
+    def _publish(self, object_id: str, fields: Mapping[str, Any], content: dict | None, control_version: bool,
+                 inline: bytes | None, must_exist: bool = False, blob: BlobInfo | None = None) -> dict:
+        """Write the metadata of a new or updated version; ``content`` None keeps the stored version's content
+        (read in this transaction, so a concurrent delete or save cannot make it stale)."""
         now = time.time()
         q, j = self._sql, self.json_param
         with self._transaction() as ex:
+            self._pin_content(ex, blob)
             self._lock(ex, object_id)
             row = ex(q(f"SELECT {self.doc_column} FROM objects WHERE id = ?"), (object_id,)).fetchone()
             current = orjson.loads(row[0]) if row else None
             if current is None and must_exist:
                 raise ObjectNotFoundError(f"object {object_id!r} not found")
+            if content is None:
+                content = {k: current[k] for k in CONTENT_FIELDS if k in current}
+                if fields.get("custom_metadata") is not None:
+                    fields = {**fields, "custom_metadata": {**(current.get("custom_metadata") or {}),
+                                                            **fields["custom_metadata"]}}
             doc: dict[str, Any] = {"object_id": object_id}
             for key in META_FIELDS:
                 value = fields.get(key)
@@ -168,6 +217,65 @@ class ObjectStore:
                (history_id(object_id, doc["version"]), object_id, doc["version"], snapshot))
         return doc
 
+    def delete(self, key_name: str, keys: Iterable[Any]) -> int:
+        """Delete the objects whose latest version has ``key_name`` equal to one of ``keys``, every version of
+        them, and the content no remaining version names.
+
+        The metadata rows and inline content go in one transaction. Content shared (by sha256) with an object or
+        version that remains stays, and a save of the same bytes running meanwhile keeps its content (see the
+        module docstring). Tasks that generated or used a deleted object keep their references to it.
+
+        Args:
+            key_name: one of :data:`DELETE_KEYS`.
+            keys: a list, tuple or set of strings or numbers; empty deletes nothing.
+
+        Returns:
+            How many objects were deleted (not counting their versions).
+
+        Raises:
+            QueryError: ``key_name`` or ``keys`` is not as described (the message names the allowed values).
+        """
+        keys = _check_delete_keys(key_name, keys)
+        if not keys:
+            return 0
+        where, params = compile_filter({key_name: {"$in": keys}}, self.dialect)
+        matched = f"object_id IN (SELECT id FROM objects WHERE {where})"
+        cols, cparams = self._content_columns()
+        with self._transaction() as ex:
+            self._exclude_saves(ex)
+            versions = ex(f"SELECT DISTINCT {cols} FROM object_history WHERE {matched}",
+                          tuple(cparams + params)).fetchall()
+            ex(f"DELETE FROM object_history WHERE {matched}", tuple(params))
+            deleted = ex(f"DELETE FROM objects WHERE {where}", tuple(params)).rowcount
+            inline = {sha for sha, kind in versions if sha is not None and kind == "in_object"}
+            stored = {sha for sha, kind in versions if sha is not None and kind != "in_object"}
+            for sha in sorted(inline - self._named(ex, inline, inline=True)):
+                ex(self._sql("DELETE FROM object_data WHERE sha256 = ?"), (sha,))
+            orphans = sorted(stored - self._named(ex, stored, inline=False))
+            self._drop_blobs(ex, orphans)
+        try:
+            self._after_delete(orphans)
+        except StoreError as exc:  # the objects are gone; what is left is unnamed content, never read again
+            _log.warning("%d deleted objects: unused content could not be removed: %s", deleted, exc)
+        return deleted
+
+    def _content_columns(self) -> tuple[str, list]:
+        """``data_sha256, storage_type`` of an ``object_history`` row, as SQL text columns with their parameters."""
+        d = self.dialect
+        sha, p1 = d.text_value(d.field(split_path("data_sha256")))
+        kind, p2 = d.text_value(d.field(split_path("storage_type")))
+        return f"{sha}, {kind}", p1 + p2
+
+    def _named(self, ex: Executor, shas: set[str] | list[str], inline: bool) -> set[str]:
+        """Which of ``shas`` a stored version names as its inline content (``inline``) or blob-area content."""
+        if not shas:
+            return set()
+        flt = {"data_sha256": {"$in": sorted(shas)}, "storage_type": "in_object" if inline else {"$ne": "in_object"}}
+        where, params = compile_filter(flt, self.dialect)
+        cols, cparams = self._content_columns()
+        rows = ex(f"SELECT DISTINCT {cols} FROM object_history WHERE {where}", tuple(cparams + params)).fetchall()
+        return {row[0] for row in rows}
+
     # ---------------------------------------------------------------------------------------- reads
 
     def get(self, object_id: str, version: int | None = None) -> dict:
@@ -176,8 +284,7 @@ class ObjectStore:
         Raises:
             ObjectNotFoundError: no such object, or no such version (the message lists the stored ones).
         """
-        if not isinstance(object_id, str) or not object_id:
-            raise QueryError(f"object_id must be a non-empty string, got {object_id!r}")
+        _check_object_id(object_id)
         d, q = self.doc_column, self._sql
         with self._reading() as ex:
             if version is None:
@@ -260,6 +367,24 @@ class ObjectStore:
     def read_bytes(self, doc: Mapping) -> bytes:
         """The whole content of ``doc``'s version, verified (in memory: prefer :meth:`iter_content` for big ones)."""
         return b"".join(list(self.iter_content(doc)))
+
+
+def _check_delete_keys(key_name: Any, keys: Any) -> list:
+    if key_name not in DELETE_KEYS:
+        raise QueryError(f"cannot delete objects by {key_name!r}: key_name must be one of {', '.join(DELETE_KEYS)}")
+    if not isinstance(keys, (list, tuple, set, frozenset)):
+        raise QueryError(f"keys_list must be a list, tuple or set of {key_name} values (e.g. ['abc'], not 'abc'), "
+                         f"got {type(keys).__name__}")
+    bad = [k for k in keys if isinstance(k, bool) or not isinstance(k, (str, int, float))]
+    if bad:
+        raise QueryError(f"keys_list must hold strings or numbers (the {key_name} values to delete), got "
+                         f"{bad[0]!r} ({type(bad[0]).__name__})")
+    return list(dict.fromkeys(keys))
+
+
+def _check_object_id(object_id: Any) -> None:
+    if not isinstance(object_id, str) or not object_id:
+        raise QueryError(f"object_id must be a non-empty string, got {object_id!r}")
 
 
 def _label(doc: Mapping) -> str:

@@ -6,9 +6,14 @@
     object_blobs  (blob_id, sha256 UNIQUE, size_bytes, n_chunks)       one row per distinct content
     object_chunks (blob_id, seq, data bytea)                          4 MiB pieces, read back one at a time
 
-A blob's chunks and its ``object_blobs`` row are written in one transaction; the row is inserted last, with
-``ON CONFLICT (sha256) DO NOTHING``: when the content is already stored the transaction is rolled back, so identical
-bytes are kept once, and a writer that dies mid-way leaves nothing behind.
+A save is one transaction: the blob's chunks, then its ``object_blobs`` row inserted with ``ON CONFLICT (sha256)
+DO NOTHING`` (when the content is already stored the new chunks are deleted again, so identical bytes are kept
+once), then the metadata. A writer that dies mid-way leaves nothing behind.
+
+Deletes and saves of shared content: from just before a save looks for its content until it commits, it holds a
+shared advisory lock (one per schema); a delete holds it exclusively for its whole transaction. So a delete never
+drops content that a save found stored and is about to name, and the long part of a save (writing the chunks)
+never waits for a delete nor holds one up.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ __all__ = ["PostgresObjectStore"]
 CONNECT_TIMEOUT_S = 10
 # pg_advisory_xact_lock key for creating the object tables ("fcob"); per-object locks hash the object id.
 _SCHEMA_LOCK = 0x66636F62
+# The advisory lock between saves (shared) and deletes (exclusive) of one schema's objects.
+_CONTENT_LOCK = "hashtextextended('flowcept object content ' || current_schema(), 0)"
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS objects (id TEXT PRIMARY KEY, doc JSONB NOT NULL)",
     "CREATE TABLE IF NOT EXISTS object_history (id TEXT PRIMARY KEY, object_id TEXT NOT NULL, "
@@ -43,10 +50,6 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS object_chunks (blob_id BIGINT NOT NULL, seq INTEGER NOT NULL, "
     "data BYTEA NOT NULL, PRIMARY KEY (blob_id, seq))",
 )
-
-
-class _AlreadyStored(Exception):
-    """Raised inside the blob transaction to roll it back: the content is stored already."""
 
 
 class PostgresObjectStore(ObjectStore):
@@ -119,27 +122,41 @@ class PostgresObjectStore(ObjectStore):
     def _lock(self, ex, object_id: str) -> None:
         ex("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (object_id,))
 
+    def _saving(self):
+        return self._transaction()  # the blob's and the metadata's transactions nest in it (savepoints)
+
+    def _pin_content(self, ex, blob: BlobInfo | None) -> None:
+        ex(f"SELECT pg_advisory_xact_lock_shared({_CONTENT_LOCK})", ())
+
+    def _exclude_saves(self, ex) -> None:
+        ex(f"SELECT pg_advisory_xact_lock({_CONTENT_LOCK})", ())
+
+    def _drop_blobs(self, ex, shas: list[str]) -> None:
+        if shas:
+            ex("DELETE FROM object_chunks WHERE blob_id IN (SELECT blob_id FROM object_blobs WHERE sha256 = ANY(%s))",
+               (shas,))
+            ex("DELETE FROM object_blobs WHERE sha256 = ANY(%s)", (shas,))
+
     def _write_blob(self, chunks: Iterator[bytes]) -> BlobInfo:
         digest, size, n = hashlib.sha256(), 0, 0
-        try:
-            with self._transaction() as ex:
-                blob_id = ex("SELECT nextval('object_blob_ids')", ()).fetchone()[0]
-                for n, chunk in enumerate(chunks, 1):
-                    ex("INSERT INTO object_chunks (blob_id, seq, data) VALUES (%s, %s, %s)", (blob_id, n - 1, chunk))
-                    digest.update(chunk)
-                    size += len(chunk)
-                sha = digest.hexdigest()
-                stored = ex("SELECT count(*), coalesce(sum(length(data)), 0) FROM object_chunks WHERE blob_id = %s",
-                            (blob_id,)).fetchone()
-                if (stored[0], stored[1]) != (n, size):
-                    raise ObjectIntegrityError(f"blob {sha}: {stored[1]} bytes in {stored[0]} chunks stored after "
-                                               f"writing {size} bytes in {n}")
-                row = ex("INSERT INTO object_blobs (blob_id, sha256, size_bytes, n_chunks) VALUES (%s, %s, %s, %s) "
-                         "ON CONFLICT (sha256) DO NOTHING RETURNING blob_id", (blob_id, sha, size, n)).fetchone()
-                if row is None:
-                    raise _AlreadyStored()
-        except _AlreadyStored:
-            pass
+        with self._transaction() as ex:
+            blob_id = ex("SELECT nextval('object_blob_ids')", ()).fetchone()[0]
+            for n, chunk in enumerate(chunks, 1):
+                ex("INSERT INTO object_chunks (blob_id, seq, data) VALUES (%s, %s, %s)", (blob_id, n - 1, chunk))
+                digest.update(chunk)
+                size += len(chunk)
+            sha = digest.hexdigest()
+            stored = ex("SELECT count(*), coalesce(sum(length(data)), 0) FROM object_chunks WHERE blob_id = %s",
+                        (blob_id,)).fetchone()
+            if (stored[0], stored[1]) != (n, size):
+                raise ObjectIntegrityError(f"blob {sha}: {stored[1]} bytes in {stored[0]} chunks stored after "
+                                           f"writing {size} bytes in {n}")
+            # From here to the save's commit a delete cannot drop the stored copy found below (put: _saving).
+            self._pin_content(ex, None)
+            row = ex("INSERT INTO object_blobs (blob_id, sha256, size_bytes, n_chunks) VALUES (%s, %s, %s, %s) "
+                     "ON CONFLICT (sha256) DO NOTHING RETURNING blob_id", (blob_id, sha, size, n)).fetchone()
+            if row is None:  # identical content is stored already: keep that copy only
+                ex("DELETE FROM object_chunks WHERE blob_id = %s", (blob_id,))
         return BlobInfo(sha, size, "chunks")
 
     def _blob_chunks(self, sha256: str, size: int) -> Iterator[bytes]:

@@ -5,7 +5,12 @@
     ~/.flowcept/flowcept.sqlite            tables objects, object_history, object_data (inline content)
     ~/.flowcept/flowcept.sqlite.blobs/     0700
         ab/ab12...ef                       0600, named by the sha256 of its bytes (identical content stored once)
-        tmp/                               files being written; renamed into place only once complete and synced
+        tmp/                               files being written, linked into place only once complete and synced;
+                                           a save keeps its file here until its metadata is published
+
+A delete removes a content file in a write transaction of its own, after checking again that no version names it;
+a save checks in its publishing transaction that its content file is in place and links its kept file back if a
+delete removed it meanwhile. Both transactions take SQLite's write lock, so one of the two always sees the other.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import contextlib
 import hashlib
 import os
 import re
+import shutil
 import sqlite3
 import tempfile
 import time
@@ -140,11 +146,8 @@ class SqliteObjectStore(ObjectStore):
                 sha = digest.hexdigest()
                 final = self.blob_path(sha)
                 self._private_dir(final.parent)
-                if final.exists() and final.stat().st_size == size:
-                    os.unlink(tmp)  # identical content is already stored
-                else:
-                    os.replace(tmp, final)  # atomic: the blob appears complete or not at all
-                    _fsync_dir(final.parent)
+                if not (final.exists() and final.stat().st_size == size):  # else identical content is stored
+                    self._place(tmp, final)
                 if final.stat().st_size != size:
                     raise ObjectIntegrityError(f"blob {final} has {final.stat().st_size} bytes after writing "
                                                f"{size}")
@@ -152,7 +155,42 @@ class SqliteObjectStore(ObjectStore):
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
                 raise
-        return BlobInfo(sha, size, "file")
+        return BlobInfo(sha, size, "file", spare=tmp)  # put() removes tmp once the metadata is published
+
+    def _place(self, spare: str, final: Path) -> None:
+        """Make ``final`` a link to the complete file ``spare`` (which stays), atomically."""
+        link = spare + ".link"
+        try:
+            os.link(spare, link)
+        except OSError:  # a file system without hard links: a copy, synced before it is renamed into place
+            shutil.copyfile(spare, link)
+            with open(link, "rb") as f:
+                os.fsync(f.fileno())
+        try:
+            os.replace(link, final)  # atomic: the blob appears complete or not at all
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(link)
+            raise
+        _fsync_dir(final.parent)
+
+    def _pin_content(self, ex, blob: BlobInfo | None) -> None:
+        # Inside the write lock: a delete that removed this content after _write_blob found it cannot run now.
+        if blob is not None and blob.spare is not None:
+            final = self.blob_path(blob.sha256)
+            if not final.exists():
+                self._private_dir(final.parent)
+                self._place(blob.spare, final)
+
+    def _after_delete(self, shas: list[str]) -> None:
+        if not shas:
+            return
+        # A write transaction of its own, so no save publishes between the check and the unlink (the deleting
+        # transaction committed already: were it to fail after an unlink, its rows would name a missing file).
+        with self._transaction() as ex:
+            for sha in sorted(set(shas) - self._named(ex, shas, inline=False)):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.blob_path(sha))
 
     def _sweep(self, tmp_dir: Path) -> None:
         if self._swept:
