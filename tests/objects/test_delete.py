@@ -1,5 +1,6 @@
 """Deleting objects on both stores: every version goes, content goes only when nothing names it any more (also while
-other threads save the same bytes), arguments are checked, lineage between tasks stays."""
+other threads save the same bytes), arguments are checked, lineage between tasks stays, workflows take their
+objects along."""
 
 from __future__ import annotations
 
@@ -215,3 +216,25 @@ class TestWithRecords:
         assert [t["task_id"] for t in db.upstream(tasks["consume"]["task_id"])] == [tasks["produce"]["task_id"]]
         with pytest.raises(ObjectNotFoundError, match="object 'data' not found"):
             db.get_blob_object("data")
+
+    def test_delete_workflow_data_takes_its_objects(self, db):
+        """delete_workflow_data deletes the workflow's objects (every version) with its records."""
+        db.store.upsert([{"type": "workflow", "workflow_id": "w1"}, {"type": "workflow", "workflow_id": "w2"},
+                         {"type": "task", "task_id": "t1", "workflow_id": "w1"}])
+        db.insert_or_update_object(os.urandom(BIG), object_id="model", workflow_id="w1")
+        db.insert_or_update_object(b"2", object_id="model", workflow_id="w1", control_version=True)
+        db.insert_or_update_object(b"kept", object_id="kept", workflow_id="w2")
+        assert db.delete_workflow_data("w1") == {"objects": 1, "tasks": 1, "agents": 0, "workflows": 1}
+        assert _ids(db, "object_history") == ["kept"] and db.object_store.blob_count() == 0
+        assert db.delete_workflow_data("unknown") == {"objects": 0, "tasks": 0, "agents": 0, "workflows": 0}
+
+    def test_delete_campaign_data_takes_its_objects(self, db):
+        """delete_campaign_data deletes the objects of the campaign's workflows and those carrying its id."""
+        db.store.upsert([{"type": "workflow", "workflow_id": "w1", "campaign_id": "c1"},
+                         {"type": "workflow", "workflow_id": "w2", "campaign_id": "c2"}])
+        db.insert_or_update_object(b"a", object_id="a", workflow_id="w1")
+        db.insert_or_update_object(b"b", object_id="b", workflow_id="w2")
+        with Flowcept(campaign_id="c1", workflow_name="run"):
+            db.insert_or_update_object(b"c", object_id="c")
+        assert db.delete_campaign_data("c1") == {"objects": 2, "tasks": 0, "agents": 0, "workflows": 2}
+        assert _ids(db) == ["b"]

@@ -91,8 +91,8 @@ def test_derive_agents(db):
 
 def test_delete_campaign_data(db):
     """A campaign's workflows, tasks and agents go; other campaigns stay; unknown campaign deletes nothing."""
-    assert db.delete_campaign_data("unknown") == {"tasks": 0, "agents": 0, "workflows": 0}
-    assert db.delete_campaign_data("c1") == {"tasks": 4, "agents": 1, "workflows": 2}
+    assert db.delete_campaign_data("unknown") == {"objects": 0, "tasks": 0, "agents": 0, "workflows": 0}
+    assert db.delete_campaign_data("c1") == {"objects": 0, "tasks": 4, "agents": 1, "workflows": 2}
     assert [t["task_id"] for t in db.task_query({})] == ["t5"]
     assert sorted(a["agent_id"] for a in db.agent_query({})) == ["ag-idle"]
     assert [w["workflow_id"] for w in db.workflow_query({})] == ["w3"]

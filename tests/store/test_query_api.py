@@ -60,7 +60,7 @@ class TestDBAPI:
         df = db.to_df(filter={"workflow_id": "w1"})
         assert set(df["task_id"]) == {"t1", "t2"} and "used.x" in df.columns and "generated.loss" in df.columns
         db.insert_or_update_workflow({"workflow_id": "w1"})
-        assert db.delete_workflow_data("w1") == {"tasks": 2, "agents": 0, "workflows": 1}
+        assert db.delete_workflow_data("w1") == {"objects": 0, "tasks": 2, "agents": 0, "workflows": 1}
         assert db.count() == 3
 
     def test_times_stay_floats(self, db):

@@ -216,7 +216,7 @@ def test_deletes_only_when_allowed(tmp_path, monkeypatch):
     port = free_port()
     with running_server(settings, tmp_path, port=port) as base:
         status, body = http(base, f"/api/v1/workflows/{fc.workflow_id}", method="DELETE")
-        assert status == 200 and body["deleted"] == {"tasks": 0, "agents": 0, "workflows": 1}
+        assert status == 200 and body["deleted"] == {"objects": 0, "tasks": 0, "agents": 0, "workflows": 1}
         assert http(base, f"/api/v1/workflows/{fc.workflow_id}")[0] == 404
 
 

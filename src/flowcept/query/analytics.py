@@ -197,12 +197,16 @@ def derive_agents(store, filter: Mapping | None = None) -> list[dict]:
     return [agents[k] for k in sorted(agents, key=str)]
 
 
-def delete_campaign_data(store, campaign_id: str) -> dict[str, int]:
-    """Delete a campaign: its workflows, their tasks and agents, tasks and agents carrying the campaign id, and
-    agents that only the deleted tasks referred to.
+def delete_campaign_data(store, campaign_id: str, objects: Any = None) -> dict[str, int]:
+    """Delete a campaign: its workflows, their objects, tasks and agents, objects, tasks and agents carrying the
+    campaign id, and agents that only the deleted tasks referred to.
+
+    Args:
+        objects: the :class:`flowcept.store.objects.ObjectStore` beside ``store``; None leaves objects alone.
 
     Returns:
-        Deleted counts ``{"tasks": n, "agents": n, "workflows": n}`` (all 0 for an unknown campaign).
+        Deleted counts ``{"objects": n, "tasks": n, "agents": n, "workflows": n}`` (all 0 for an unknown campaign;
+        no ``objects`` without ``objects``).
 
     Raises:
         QueryError: ``campaign_id`` is not a non-empty string.
@@ -214,7 +218,10 @@ def delete_campaign_data(store, campaign_id: str) -> dict[str, int]:
     owned = {"$or": [{"campaign_id": campaign_id}, {"workflow_id": {"$in": wf_ids}}]}
     task_agents = {row["agent_id"] for row in store.aggregate("tasks", {"$and": [owned, {"agent_id": {"$ne": None}}]},
                                                               "agent_id", [("count", "*")])}
-    deleted = {"tasks": store.delete("tasks", owned)}
+    deleted = {}
+    if objects is not None:
+        deleted["objects"] = objects.delete("workflow_id", wf_ids) + objects.delete("campaign_id", [campaign_id])
+    deleted["tasks"] = store.delete("tasks", owned)
     # Agents the deleted tasks named, unless a remaining task still names them.
     still_used = {row["agent_id"] for row in store.aggregate("tasks", {"agent_id": {"$in": sorted(task_agents)}},
                                                              "agent_id", [("count", "*")])} if task_agents else set()

@@ -193,9 +193,17 @@ class DBAPI(WorkflowMetadataQueries, ObjectsAPI):
         return self.store.delete("agents", filter)
 
     def delete_workflow_data(self, workflow_id: str) -> dict[str, int]:
-        """Delete a workflow's tasks, agents and the workflow record; returns deleted counts per collection."""
+        """Delete a workflow's objects (every version; see :meth:`delete_object_keys`), tasks, agents and the
+        workflow record.
+
+        Returns:
+            Deleted counts ``{"objects": n, "tasks": n, "agents": n, "workflows": n}`` (all 0 for an unknown id).
+        """
         flt = {"workflow_id": workflow_id}
-        return {collection: self.store.delete(collection, flt) for collection in ("tasks", "agents", "workflows")}
+        deleted = {"objects": self.object_store.delete("workflow_id", [workflow_id])}
+        deleted.update({collection: self.store.delete(collection, flt) for collection in ("tasks", "agents",
+                                                                                         "workflows")})
+        return deleted
 
     # ------------------------------------------------------------------------------------------ lineage
     # (flowcept.query.lineage computes these in the store; flowcept.query.lineage.edges gives a workflow's edges)
@@ -280,10 +288,11 @@ class DBAPI(WorkflowMetadataQueries, ObjectsAPI):
         return analytics.derive_agents(self.store, filter)
 
     def delete_campaign_data(self, campaign_id: str) -> dict[str, int]:
-        """Delete a campaign's workflows, tasks and agents; returns deleted counts per collection."""
+        """Delete a campaign's workflows, objects, tasks and agents; returns deleted counts per collection; see
+        :func:`flowcept.query.analytics.delete_campaign_data`."""
         from flowcept.query import analytics
 
-        return analytics.delete_campaign_data(self.store, campaign_id)
+        return analytics.delete_campaign_data(self.store, campaign_id, self.object_store)
 
     # ------------------------------------------------------------------------------------------ export
 
