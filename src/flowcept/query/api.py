@@ -275,6 +275,19 @@ class DBAPI(WorkflowMetadataQueries, ObjectsAPI):
 
         return analytics.telemetry_timeseries(self.store, filter, fields, x_field, limit)
 
+    def resolve_chart_data(self, data: Any, context: Mapping | None = None) -> dict:
+        """Chart data, ``{"x_field", "x": [...], "series": {name: [...]}}``, from literal rows or columns, or from a
+        spec read from the store, e.g. ``{"collection": "tasks", "filter": {...}, "x": "started_at",
+        "y": ["telemetry_at_end.cpu.percent_all"], "limit": 1000}``; ``context`` (e.g. ``{"workflow_id": wf}``)
+        narrows a spec's filter. See :func:`flowcept.query.charts.resolve_chart_data` for every form and rule.
+
+        Raises:
+            QueryError (a ValueError): malformed data, spec or filter; the message names the key and the fix.
+        """
+        from flowcept.query.charts import resolve_chart_data
+
+        return resolve_chart_data(self.query, data, context)
+
     def derive_campaigns(self, campaign_id: str | None = None) -> list[dict]:
         """Campaigns grouped from the workflow records, with task counts."""
         from flowcept.query import analytics
