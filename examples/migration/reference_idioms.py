@@ -1,5 +1,6 @@
 """A script written the way the reference implementation's examples are: its module paths, `configs` constants,
-`Flowcept.buffer`, agents, `@flowcept` and the `Flowcept.db` API. It runs unchanged on flowcept."""
+`Flowcept.buffer`, agents, `@flowcept` and the `Flowcept.db` API (charts and objects included). It runs unchanged on
+flowcept."""
 
 from flowcept import Flowcept, FlowceptTask, flowcept_task
 from flowcept.commons.flowcept_dataclasses.agent_object import AgentObject
@@ -50,4 +51,10 @@ if __name__ == "__main__":
     db.insert_or_update_agent(AgentObject(agent_id="reviewer", name="reviewer", workflow_id=fc.workflow_id))
     db.save_workflow_domain_data_schema(fc.workflow_id, {"rows": "int"})
     assert db.get_workflow_domain_data_schema(fc.workflow_id) == {"rows": "int"}
+    # Chart the workflow's tasks along time, then drop a model saved for it.
+    chart = db.resolve_chart_data({"collection": "tasks", "y": ["activity_id"]},
+                                  context={"workflow_id": fc.workflow_id})
+    assert chart["series"] == {"activity_id": ["prepare"]}
+    model_id = db.insert_or_update_ml_model(b"weights", workflow_id=fc.workflow_id)
+    assert db.delete_object_keys("object_id", [model_id]) == 1
     print(replace_non_serializable({"status": Status.FINISHED, "tasks": len(tasks), "services": Flowcept.services_status()}))
