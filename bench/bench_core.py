@@ -166,7 +166,7 @@ def sqlite_floor(records: int = 200_000, batch: int = 2000) -> None:
     import orjson
 
     wf = "9f7b3dc1-b120-4e27-afe4-6d5b0d7cf524"
-    batches = [orjson.dumps([{"type": "task", "task_id": f"eb1fce01f0710e1f-{i}", "workflow_id": wf,
+    batches = [orjson.dumps([{"type": "task", "task_id": f"eb1fce01f0710e1f-{10**9 + i}", "workflow_id": wf,
                               "campaign_id": "dfeed25f-48d6-4188-91bf-1f99124b6b52", "used": {"x": i},
                               "activity_id": "dec", "hostname": "localhost", "ended_at": 1796032747.81 + i,
                               "started_at": 1796032747.8 + i, "status": "FINISHED", "generated": {"arg_0": i + 1}}
@@ -205,7 +205,7 @@ def sqlite_floor(records: int = 200_000, batch: int = 2000) -> None:
               f"({records / wall:,.0f} records/s)", flush=True)
 
 
-_INDEXES = ("workflow_id", "parent_task_id")  # flowcept/store/sqlite.py: _TASK_INDEXES
+_INDEXES = ("workflow_id", "parent_task_id", "activity_id", "status", "started_at")  # flowcept/store/sqlite.py: _TASK_INDEXES
 
 
 def main() -> None:

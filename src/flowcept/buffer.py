@@ -17,7 +17,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from itertools import repeat
+from itertools import islice, repeat
 from typing import Protocol, Sequence
 
 import orjson
@@ -213,6 +213,8 @@ class BatchBuffer:
         self._thread: threading.Thread | None = None
         # Queue length at which an append wakes the flusher (0: the first append starts it); see _kick.
         self._kick_at = 0
+        self._held = 0  # records at the head of the queue the flusher is encoding (never dropped)
+        self._stalled_at: int | None = None  # `written` when appends last gave up waiting for room
         self._closing = False
         self._markers = 0  # flush markers queued and not yet reached
         # Re-entrant: a signal handler may flush while this thread is inside flush() (see _runtime).
@@ -264,18 +266,23 @@ class BatchBuffer:
             self._wait_for_room()
 
     def _wait_for_room(self) -> None:
-        # Backpressure: wait while the flusher makes progress; give up only after full_wait_secs without any.
-        deadline = time.monotonic() + self.full_wait_secs
+        # Backpressure: wait while the flusher makes progress; give up only after full_wait_secs without any, and
+        # once given up, wait no more until the flusher delivers again (else every append would wait that long).
+        if not self._closing and self._thread is not None and not self._thread.is_alive():
+            self._start()  # the flusher died (a bug): records must still flow
         q = self._queue
-        progress = self.written + self.dropped
+        progress = self.written
+        stalled = self._stalled_at == progress
+        deadline = time.monotonic() + (0 if stalled else self.full_wait_secs)
         while len(q) >= self.max_size:
-            now_progress = self.written + self.dropped
-            if now_progress != progress:
-                progress = now_progress
+            if self.written != progress:
+                progress = self.written
+                self._stalled_at = None
                 deadline = time.monotonic() + self.full_wait_secs
             if time.monotonic() > deadline or threading.current_thread() is self._thread:
+                self._stalled_at = progress
                 # The flusher is stuck; keep the newest records out rather than blocking the user forever.
-                excess = len(q) - self.max_size + 1
+                excess = min(len(q) - self.max_size + 1, len(q) - self._held)
                 lost = 0
                 for _ in range(excess):
                     try:
@@ -287,10 +294,11 @@ class BatchBuffer:
                         break
                     lost += 1
                 self.dropped += lost
-                if lost:
+                if lost and not stalled:
                     report_internal_error("buffer full", RuntimeError(
                         f"{lost} record(s) dropped: the buffer stayed full, with no record delivered, for "
-                        f"{self.full_wait_secs}s (buffer.full_wait_secs)"))
+                        f"{self.full_wait_secs}s (buffer.full_wait_secs); records are dropped without waiting "
+                        "until the flusher delivers again"))
                 return
             self._wake.set()
             time.sleep(0.001)
@@ -386,9 +394,12 @@ class BatchBuffer:
             n = min(len(q), size)
             # Read the marker count after the length: a marker among the first n items was counted before.
             if not self._markers:
-                batch = [q.popleft() for _ in range(n)]
+                # Encode the first n records while they keep their place in the queue; room is made when the sinks
+                # start writing (_export), so that producers waiting for room capture while the store writes without
+                # the GIL instead of competing with the encoding for it (bench/bench_core.py, flat out).
+                self._held = n
                 with self._work_lock:
-                    self._export(batch)
+                    self._export(list(islice(q, n)), dequeue=n)
                 continue
             batch = []
             marker = None
@@ -414,15 +425,28 @@ class BatchBuffer:
                         report_internal_error(f"flushing {sink.name}", exc)
                 marker.event.set()
 
-    def _export(self, records: list) -> None:
-        if self.redactor is not None:
-            # Secrets by key name, on this thread so capture never pays for it (flowcept/redact.py).
-            self.redacted += self.redactor(records)
+    def _export(self, records: list, dequeue: int = 0) -> None:
+        """Encode ``records`` and write them to every sink; ``dequeue``: how many of them still lead the queue
+        (removed once encoded)."""
         try:
-            batch = encode_batch(records)
-        except Exception as exc:  # noqa: BLE001 - one bad record must not sink the batch
-            report_internal_error("encoding records", exc)
-            batch = self._encode_one_by_one(records)
+            if self.redactor is not None:
+                # Secrets by key name, on this thread so capture never pays for it (flowcept/redact.py).
+                try:
+                    self.redacted += self.redactor(records)
+                except Exception as exc:  # noqa: BLE001 - unredacted records must not be written: drop them
+                    report_internal_error("redacting records", exc)
+                    self.dropped += len(records)
+                    records.clear()
+            try:
+                batch = encode_batch(records)
+            except Exception as exc:  # noqa: BLE001 - one bad record must not sink the batch
+                report_internal_error("encoding records", exc)
+                batch = self._encode_one_by_one(records)
+        finally:
+            q = self._queue
+            for _ in repeat(None, dequeue):
+                q.popleft()
+            self._held = 0
         # The sinks take the encoded bytes: free the records now (the caller's list too), not after the store's
         # write, so that the cyclic GC of the capturing threads does not keep scanning them meanwhile.
         records.clear()

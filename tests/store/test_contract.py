@@ -248,6 +248,28 @@ class TestSqliteStore:
         assert "tasks_workflow_id" in " ".join(str(row) for row in plan)
         store.close()
 
+    @pytest.mark.parametrize("flt, index", [
+        ({"activity_id": "f"}, "tasks_activity_id"),
+        ({"status": {"$in": ["FINISHED", "ERROR"]}}, "tasks_status"),
+        ({"started_at": {"$gte": 2, "$lt": 4}}, "tasks_started_at"),
+        ({"parent_task_id": "t1"}, "tasks_parent_task_id"),
+    ])
+    def test_task_queries_are_indexed(self, tmp_path, flt, index):
+        """Queries by activity, status, start time (ranges too) and parent use an index, and answer exactly."""
+        from flowcept.store._filters import SQLITE, compile_filter
+
+        store = SqliteStore(tmp_path / "i.sqlite")
+        store.upsert([{"type": "task", "task_id": f"t{i}", "workflow_id": "w", "activity_id": "fg"[i % 2],
+                       "status": "FINISHED" if i % 3 else "ERROR", "started_at": float(i),
+                       **({"parent_task_id": "t1"} if i > 5 else {})} for i in range(8)])
+        where, params = compile_filter(flt, SQLITE)
+        plan = store._conn().execute(f"EXPLAIN QUERY PLAN SELECT doc FROM tasks WHERE {where}", params).fetchall()
+        assert f"USING INDEX {index} " in " ".join(str(row) for row in plan)
+        expected = {"tasks_activity_id": ["t0", "t2", "t4", "t6"], "tasks_status": [f"t{i}" for i in range(8)],
+                    "tasks_started_at": ["t2", "t3"], "tasks_parent_task_id": ["t6", "t7"]}[index]
+        assert sorted(d["task_id"] for d in store.find("tasks", flt)) == expected
+        store.close()
+
     def test_read_only_file(self):
         """Writing to a read-only file raises StoreError naming the path."""
         folder = tempfile.mkdtemp()

@@ -19,8 +19,8 @@ Semantics follow MongoDB where both databases can agree:
     * ``{"x": None}`` matches a null or missing ``x``; ``$ne``/``$nin``/``$not``/``$nor`` match missing fields;
     * a dotted path walks nested objects; an all-digit segment indexes an array (or names an object key).
 
-The top-level id and status fields in :data:`SCALAR_FIELDS` are taken to never hold arrays, so equality on them
-compiles to a plain comparison the SQLite expression indexes can serve.
+The top-level id, status and time fields in :data:`SCALAR_FIELDS` are taken to never hold arrays, so equality and
+ranges on them compile to plain comparisons the SQLite expression indexes can serve.
 """
 
 from __future__ import annotations
@@ -44,9 +44,10 @@ FIELD_OPERATORS = ("$not", "$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$
 SUPPORTED_OPERATORS = LOGICAL_OPERATORS + FIELD_OPERATORS + ("$options",)
 AGGREGATION_OPS = ("avg", "sum", "min", "max", "count")
 
-#: Top-level fields assumed scalar (never arrays): equality on them skips the array-element branch.
+#: Top-level fields assumed scalar (never arrays): equality and ranges on them skip the array-element branch.
 SCALAR_FIELDS = frozenset(
-    {"task_id", "workflow_id", "campaign_id", "parent_task_id", "activity_id", "status", "agent_id", "type"})
+    {"task_id", "workflow_id", "campaign_id", "parent_task_id", "activity_id", "status", "agent_id", "type",
+     "started_at", "ended_at", "registered_at", "utc_timestamp"})
 
 _SEGMENT = re.compile(r"[A-Za-z0-9_\-]+\Z")
 
@@ -517,7 +518,8 @@ def _field_pred(d: _Dialect, path: tuple[str, ...], op: str, value: Any) -> tupl
     direct = _value_pred(d, o, op, value)
     if value is None and op == "$eq":
         direct = _join([direct, _negate(d.exists(o))], "OR")
-    if len(path) == 1 and path[0] in SCALAR_FIELDS and (op == "$eq" or op.startswith("$in:")) and value is not None:
+    if (len(path) == 1 and path[0] in SCALAR_FIELDS and (op == "$eq" or op in _CMP_SQL or op.startswith("$in:"))
+            and value is not None):
         return direct
     elem = d.any_element(path, lambda e: _value_pred(d, e, op, value))
     return _join([direct, elem], "OR")

@@ -39,9 +39,13 @@ _log = logging.getLogger(__name__)
 BUSY_TIMEOUT_MS = 120_000
 # Ids per "SELECT ... WHERE id IN (...)": far below SQLITE_MAX_VARIABLE_NUMBER (32766 since 3.32).
 _CHUNK = 5_000
-# Every index is a JSON extraction per inserted row; the embedded store keeps the two that common queries need
-# (a workflow's tasks, a task's children). PostgreSQL, the store for large runs, indexes more.
-_TASK_INDEXES = ("workflow_id", "parent_task_id")
+# Queries by workflow, parent, activity, status and start time are indexed. Each index costs about 0.4 us of SQLite
+# work per inserted task on the reference machine (a JSON extraction and a B-tree insert; bench/bench_core.py's floor),
+# paid on the flusher thread: with the primary key, the bound of the flat-out capture figures (docs/performance.md).
+_TASK_INDEXES = ("workflow_id", "parent_task_id", "activity_id", "status", "started_at")
+#: Page cache per connection (KiB): the store's B-trees' hot pages stay in memory while a run writes (SQLite's 2 MiB
+#: default re-reads index pages evicted between batches).
+_CACHE_KIB = 32 * 1024
 _ABANDONED: list[sqlite3.Connection] = []  # connections inherited through fork, never touched again
 _COLLECTION_INDEXES = {"tasks": _TASK_INDEXES, "workflows": ("campaign_id",), "agents": ("workflow_id",)}
 
@@ -217,6 +221,7 @@ class SqliteStore:
                 conn.execute("PRAGMA page_size = 16384")
                 _retry_locked(lambda: conn.execute("PRAGMA journal_mode = WAL"))
                 conn.execute("PRAGMA synchronous = NORMAL")
+                conn.execute(f"PRAGMA cache_size = -{_CACHE_KIB}")
                 if not self._schema_ready:
                     _retry_locked(lambda: self._create_schema(conn))
             except BaseException:
