@@ -22,68 +22,35 @@ import statistics
 import subprocess
 import sys
 
-CASES = {
-    "task": ("@flowcept_task", 3),
-    "dict": ("@flowcept_task, 10-key dict + output_names", 3),
-    "ftask": ("FlowceptTask(...).end(...)", 3),
-    "light": ("@lightweight_flowcept_task", 2),
-    "loop": ("FlowceptLoop, per iteration", 2),
-    "lloop": ("FlowceptLightweightLoop, per iteration", 2),
+#: bench_core.py's capture cases run here (the same functions, imported by both interpreters), with the issue's
+#: target ratio for each.
+TARGETS = {
+    "@flowcept_task": 3,
+    "@flowcept_task, 10-key dict + output_names": 3,
+    "FlowceptTask(...).end(...)": 3,
+    "@lightweight_flowcept_task": 2,
+    "FlowceptLoop, per iteration": 2,
+    "FlowceptLightweightLoop, per iteration": 2,
 }
 
-#: Run by both interpreters: one case, printed as one JSON line.
+#: Run by both interpreters: one case, printed as one JSON line. argv: bench folder, case label, calls.
 CASE_SOURCE = r'''
 import json, os, shutil, sys, tempfile, time
+bench, label, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 home = tempfile.mkdtemp(prefix="flowcept-bench-")
 os.environ["HOME"] = home
 os.chdir(home)
-case, n = sys.argv[1], int(sys.argv[2])
-from flowcept import Flowcept, FlowceptLightweightLoop, FlowceptLoop, FlowceptTask, flowcept_task, lightweight_flowcept_task
+sys.path.insert(0, bench)
+from bench_core import _bare, _cases
+from flowcept import Flowcept
 
-@flowcept_task
-def decorated(x):
-    return x + 1
-
-@flowcept_task(output_names="y")
-def decorated_dict(d):
-    return 1
-
-@lightweight_flowcept_task
-def light(x):
-    return x + 1
-
-arg10 = {f"key_{i}": i for i in range(10)}
-
-def run():
-    if case == "task":
-        for i in range(n):
-            decorated(i)
-    elif case == "dict":
-        for _ in range(n):
-            decorated_dict(arg10)
-    elif case == "light":
-        for i in range(n):
-            light(i)
-    elif case == "ftask":
-        for i in range(n):
-            FlowceptTask(activity_id="t", used={"x": i}).end(generated={"y": i})
-    else:
-        loop = (FlowceptLoop if case == "loop" else FlowceptLightweightLoop)(range(n), loop_name="bench")
-        for x in loop:
-            loop.end_iter({"v": x})
-
-def bare():
-    def f(x):
-        return x + 1
-    for i in range(n):
-        f(i)
-
+run = dict(_cases())[label]
 t0 = time.perf_counter()
-bare()
+_bare(n)
 bare_s = time.perf_counter() - t0
 c0, t0 = time.process_time(), time.perf_counter()
 with Flowcept(workflow_name="bench_offline"):
-    run()
+    run(n)
 wall, cpu = time.perf_counter() - t0, time.process_time() - c0
 # The reference's lightweight records have no task_id (its database writer makes one): count activity ids too.
 tasks = sum(1 for m in Flowcept.read_buffer_file()
@@ -93,9 +60,12 @@ print(json.dumps({"wall_us": (wall - bare_s) / n * 1e6, "cpu_us": cpu / n * 1e6,
 '''
 
 
+BENCH = os.path.dirname(os.path.abspath(__file__))
+
+
 def run_case(python: str, case: str, calls: int, env: dict) -> dict:
-    done = subprocess.run([python, "-c", CASE_SOURCE, case, str(calls)], env=env, capture_output=True, text=True,
-                          timeout=1800)
+    done = subprocess.run([python, "-c", CASE_SOURCE, BENCH, case, str(calls)], env=env, capture_output=True,
+                          text=True, timeout=1800)
     if done.returncode:
         raise SystemExit(f"{python} failed on case {case!r}:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -107,9 +77,8 @@ def main() -> None:
                         help="the python of a virtual environment where the reference flowcept is installed")
     parser.add_argument("--calls", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, of {', '.join(CASES)}")
     opts = parser.parse_args()
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    here = os.path.dirname(BENCH)
     ours_env = {**os.environ, "FLOWCEPT_SQLITE_ENABLED": "false",
                 "PYTHONPATH": os.path.join(here, "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
     ref_env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWCEPT") and k != "PYTHONPATH"}
@@ -117,12 +86,11 @@ def main() -> None:
     print(f"== offline, flat out incl. stop(): {opts.calls:,} calls per case, median of {opts.rounds} rounds "
           f"(alternating), load average {load:.1f}")
     print(f"{'case':44s} {'reference us':>12s} {'ours us':>8s} {'ratio':>6s} {'target':>6s}  stored (ref / ours)")
-    for case in opts.cases.split(","):
-        label, target = CASES[case]
+    for label, target in TARGETS.items():
         ref, ours = [], []
         for _ in range(opts.rounds):
-            ref.append(run_case(opts.reference_python, case, opts.calls, ref_env))
-            ours.append(run_case(sys.executable, case, opts.calls, ours_env))
+            ref.append(run_case(opts.reference_python, label, opts.calls, ref_env))
+            ours.append(run_case(sys.executable, label, opts.calls, ours_env))
         r = statistics.median(x["wall_us"] for x in ref)
         o = statistics.median(x["wall_us"] for x in ours)
         print(f"{label:44s} {r:12.2f} {o:8.2f} {r / o:5.1f}x {target:5d}x  "

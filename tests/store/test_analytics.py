@@ -98,6 +98,29 @@ def test_delete_campaign_data(db):
     assert [w["workflow_id"] for w in db.workflow_query({})] == ["w3"]
 
 
+def test_delete_workflow_data(db):
+    """A workflow's tasks, its agents and the agents only its tasks named go; an agent a remaining task names stays."""
+    assert db.delete_workflow_data("unknown") == {"objects": 0, "tasks": 0, "agents": 0, "workflows": 0}
+    # w2's only agent reference is ag2 (no agent record): nothing to delete among agents.
+    assert db.delete_workflow_data("w2") == {"objects": 0, "tasks": 2, "agents": 0, "workflows": 1}
+    # w1: ag1 is its agent record (workflow_id w1) and named only by w1's tasks.
+    assert db.delete_workflow_data("w1") == {"objects": 0, "tasks": 2, "agents": 1, "workflows": 1}
+    assert sorted(t["task_id"] for t in db.task_query({})) == ["t5"]
+    assert sorted(a["agent_id"] for a in db.agent_query({})) == ["ag-idle"]
+    with pytest.raises(QueryError, match="workflow_id must be a non-empty string"):
+        db.delete_workflow_data("")
+
+
+def test_delete_workflow_data_keeps_an_agent_other_tasks_name(db):
+    """An agent named by the deleted workflow's tasks and by another workflow's task is kept."""
+    db.store.upsert([{"type": "agent", "agent_id": "ag3", "name": "shared"},
+                     {"type": "task", "task_id": "t6", "workflow_id": "w2", "agent_id": "ag3", "started_at": 5.0}])
+    assert db.delete_workflow_data("w2") == {"objects": 0, "tasks": 3, "agents": 0, "workflows": 1}
+    assert sorted(a["agent_id"] for a in db.agent_query({})) == ["ag-idle", "ag1", "ag3"]
+    assert db.delete_workflow_data("w3") == {"objects": 0, "tasks": 1, "agents": 1, "workflows": 1}
+    assert sorted(a["agent_id"] for a in db.agent_query({})) == ["ag-idle", "ag1"]
+
+
 class TestDumps:
     def test_json_csv_parquet(self, db, tmp_path):
         """Each format holds exactly the matching records, nested fields as dotted columns."""

@@ -172,7 +172,8 @@ def test_live_stream_sends_new_tasks(store_settings, tmp_path, monkeypatch):
         tick(0)
         Flowcept.db.count("tasks")  # stored now
         with running_server(settings, tmp_path) as base:
-            url = f"{base}/api/v1/stream/tasks?workflow_id={fc.workflow_id}&since={time.time() + 0.5}"
+            # The stream looks one second back from its cursor: tick(0), older than now, stays out of it.
+            url = f"{base}/api/v1/stream/tasks?workflow_id={fc.workflow_id}&since={time.time() + 1.0}"
             with urllib.request.urlopen(url, timeout=30) as res:
                 assert res.headers["content-type"].startswith("text/event-stream")
                 time.sleep(1.0)
@@ -207,7 +208,7 @@ def test_token_rule(tmp_path, monkeypatch):
 
 
 def test_deletes_only_when_allowed(tmp_path, monkeypatch):
-    from flowcept import Flowcept
+    from flowcept import Flowcept, FlowceptTask
 
     settings = write_settings(tmp_path, f"databases:\n  sqlite:\n    path: {tmp_path / 'd.sqlite'}\n"
                                         "web_server:\n  allow_delete: true\n", monkeypatch)
@@ -218,6 +219,14 @@ def test_deletes_only_when_allowed(tmp_path, monkeypatch):
         status, body = http(base, f"/api/v1/workflows/{fc.workflow_id}", method="DELETE")
         assert status == 200 and body["deleted"] == {"objects": 0, "tasks": 0, "agents": 0, "workflows": 1}
         assert http(base, f"/api/v1/workflows/{fc.workflow_id}")[0] == 404
+    with Flowcept(workflow_name="doomed too", campaign_id="camp-d") as fc2:
+        FlowceptTask(activity_id="t").end(generated={"y": 1})
+    Flowcept.db.insert_or_update_object(b"payload", object_id="obj-d", workflow_id=fc2.workflow_id)
+    with running_server(settings, tmp_path, port=port) as base:
+        # The campaign's workflow, its task and its object (Flowcept.db.delete_campaign_data, one implementation).
+        status, body = http(base, "/api/v1/campaigns/camp-d", method="DELETE")
+        assert status == 200 and body["deleted"] == {"objects": 1, "tasks": 1, "agents": 0, "workflows": 1}
+        assert http(base, "/api/v1/campaigns/camp-d")[0] == 404
 
 
 def test_lineage_and_objects(store_settings, tmp_path):

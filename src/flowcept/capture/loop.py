@@ -342,22 +342,18 @@ class FlowceptLightweightLoop(FlowceptLoop):
             base["parent_task_id"] = parent
         prefix = self.group_id + "_"
         item_name = self.item_name
-        get = generated.get
         copy = base.copy
         immutable = IMMUTABLE_TYPES
-        records: list = []
-        add = records.append
+        records = [copy() for _ in items]
         # Items are snapshotted here, once per chunk (floats checked for NaN, infinities); end_iter dicts were
         # snapshotted when given.
-        for i, item in enumerate(items, offset):
-            rec = copy()
+        for rec, i, item in zip(records, range(offset, offset + len(records)), items):
             rec["task_id"] = prefix + str(i)
             rec["used"] = {"i": i, item_name: item if type(item) in immutable or (
                 type(item) is float and item - item == 0.0) else snapshot(item)}
-            g = get(i)
-            if g is not None:
-                rec["generated"] = g
-            add(rec)
+        for i, g in generated.items():
+            if 0 <= i - offset < len(records):
+                records[i - offset]["generated"] = g
         return records
 
 

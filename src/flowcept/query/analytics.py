@@ -216,17 +216,43 @@ def delete_campaign_data(store, campaign_id: str, objects: Any = None) -> dict[s
     wf_ids = [w["workflow_id"] for w in store.find("workflows", {"campaign_id": campaign_id},
                                                    projection=["workflow_id"])]
     owned = {"$or": [{"campaign_id": campaign_id}, {"workflow_id": {"$in": wf_ids}}]}
+    return _delete_owned(store, objects, owned, [("workflow_id", wf_ids), ("campaign_id", [campaign_id])],
+                         {"campaign_id": campaign_id})
+
+
+def delete_workflow_data(store, workflow_id: str, objects: Any = None) -> dict[str, int]:
+    """Delete a workflow: its objects (every version), tasks, agents and record, and agents that only its tasks
+    referred to.
+
+    Args:
+        objects: the :class:`flowcept.store.objects.ObjectStore` beside ``store``; None leaves objects alone.
+
+    Returns:
+        Deleted counts ``{"objects": n, "tasks": n, "agents": n, "workflows": n}`` (all 0 for an unknown id; no
+        ``objects`` without ``objects``).
+
+    Raises:
+        QueryError: ``workflow_id`` is not a non-empty string.
+    """
+    if not isinstance(workflow_id, str) or not workflow_id:
+        raise QueryError(f"workflow_id must be a non-empty string, got {workflow_id!r}")
+    owned = {"workflow_id": workflow_id}
+    return _delete_owned(store, objects, owned, [("workflow_id", [workflow_id])], owned)
+
+
+def _delete_owned(store, objects: Any, owned: Mapping, object_keys: list, workflows: Mapping) -> dict[str, int]:
+    """Delete the objects ``object_keys`` name (``[(key_name, values)]``), the tasks and agents ``owned`` matches,
+    agents only those tasks named, and the workflow records ``workflows`` matches."""
     task_agents = {row["agent_id"] for row in store.aggregate("tasks", {"$and": [owned, {"agent_id": {"$ne": None}}]},
                                                               "agent_id", [("count", "*")])}
     deleted = {}
     if objects is not None:
-        deleted["objects"] = objects.delete("workflow_id", wf_ids) + objects.delete("campaign_id", [campaign_id])
+        deleted["objects"] = sum(objects.delete(key, values) for key, values in object_keys)
     deleted["tasks"] = store.delete("tasks", owned)
     # Agents the deleted tasks named, unless a remaining task still names them.
     still_used = {row["agent_id"] for row in store.aggregate("tasks", {"agent_id": {"$in": sorted(task_agents)}},
                                                              "agent_id", [("count", "*")])} if task_agents else set()
     orphans = sorted(task_agents - still_used)
-    deleted["agents"] = store.delete("agents", {"$or": [owned["$or"][0], owned["$or"][1],
-                                                       {"agent_id": {"$in": orphans}}]})
-    deleted["workflows"] = store.delete("workflows", {"campaign_id": campaign_id})
+    deleted["agents"] = store.delete("agents", {"$or": [owned, {"agent_id": {"$in": orphans}}]})
+    deleted["workflows"] = store.delete("workflows", workflows)
     return deleted

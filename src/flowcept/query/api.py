@@ -193,17 +193,15 @@ class DBAPI(WorkflowMetadataQueries, ObjectsAPI):
         return self.store.delete("agents", filter)
 
     def delete_workflow_data(self, workflow_id: str) -> dict[str, int]:
-        """Delete a workflow's objects (every version; see :meth:`delete_object_keys`), tasks, agents and the
-        workflow record.
+        """Delete a workflow's objects (every version; see :meth:`delete_object_keys`), tasks, agents, the agents
+        only its tasks named, and the workflow record; see :func:`flowcept.query.analytics.delete_workflow_data`.
 
         Returns:
             Deleted counts ``{"objects": n, "tasks": n, "agents": n, "workflows": n}`` (all 0 for an unknown id).
         """
-        flt = {"workflow_id": workflow_id}
-        deleted = {"objects": self.object_store.delete("workflow_id", [workflow_id])}
-        deleted.update({collection: self.store.delete(collection, flt) for collection in ("tasks", "agents",
-                                                                                         "workflows")})
-        return deleted
+        from flowcept.query import analytics
+
+        return analytics.delete_workflow_data(self.store, workflow_id, self.object_store)
 
     # ------------------------------------------------------------------------------------------ lineage
     # (flowcept.query.lineage computes these in the store; flowcept.query.lineage.edges gives a workflow's edges)

@@ -249,9 +249,7 @@ def _workflow_routes(router: APIRouter, web) -> None:
     @router.delete("/campaigns/{campaign_id}")
     def delete_campaign(request: Request, campaign_id: str) -> dict:
         _require_delete(web)
-        db = _db(request)
-        flt = {"campaign_id": campaign_id}
-        return {"deleted": {c: db.store.delete(c, flt) for c in ("tasks", "agents", "workflows")}}
+        return {"deleted": _db(request).delete_campaign_data(campaign_id)}
 
 
 def _task_routes(router: APIRouter) -> None:
