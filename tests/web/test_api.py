@@ -153,6 +153,19 @@ def test_api_routes_and_paging(store_settings, tmp_path):
         status, body = http(base, f"/api/v1/workflows/{fc.workflow_id}", method="DELETE")
         assert status == 403 and "allow_delete" in body["detail"]
         assert http(base, f"/api/v1/workflows/{fc.workflow_id}")[0] == 200
+        assert http(base, "/api/v1/objects/anything", method="DELETE")[0] == 403
+
+        # Chart data (Flowcept.db.resolve_chart_data): literal columns, and a spec read from the store.
+        columns = {"columns": {"x": [1, 2], "y": [3, 4]}, "x": "x", "y": ["y"]}
+        status, body = http(base, "/api/v1/stats/chart_data", {"data": columns})
+        assert status == 200 and body == {"x_field": "x", "x": [1, 2], "series": {"y": [3, 4]}}
+        spec = {"collection": "tasks", "filter": {"task_id": {"$in": ["big-000000", "big-000001"]}},
+                "x": "task_id", "y": ["task_id"]}
+        status, body = http(base, "/api/v1/stats/chart_data", {"data": spec, "context": {"workflow_id": "wf-big"}})
+        assert status == 200 and body == {"x_field": "task_id", "x": ["big-000000", "big-000001"],
+                                          "series": {"task_id": ["big-000000", "big-000001"]}}
+        status, body = http(base, "/api/v1/stats/chart_data", {"spec": spec})
+        assert status == 400 and "'data'" in body["detail"]
 
 
 def test_live_stream_sends_new_tasks(store_settings, tmp_path, monkeypatch):
@@ -222,7 +235,12 @@ def test_deletes_only_when_allowed(tmp_path, monkeypatch):
     with Flowcept(workflow_name="doomed too", campaign_id="camp-d") as fc2:
         FlowceptTask(activity_id="t").end(generated={"y": 1})
     Flowcept.db.insert_or_update_object(b"payload", object_id="obj-d", workflow_id=fc2.workflow_id)
+    Flowcept.db.insert_or_update_object(b"loose", object_id="obj-e")
     with running_server(settings, tmp_path, port=port) as base:
+        status, body = http(base, "/api/v1/objects/obj-e", method="DELETE")
+        assert status == 200 and body["deleted"] == {"objects": 1}
+        assert http(base, "/api/v1/objects/obj-e", method="DELETE")[0] == 404
+        assert http(base, "/api/v1/objects/obj-e")[0] == 404
         # The campaign's workflow, its task and its object (Flowcept.db.delete_campaign_data, one implementation).
         status, body = http(base, "/api/v1/campaigns/camp-d", method="DELETE")
         assert status == 200 and body["deleted"] == {"objects": 1, "tasks": 1, "agents": 0, "workflows": 1}

@@ -323,6 +323,15 @@ def _other_routes(router: APIRouter, web) -> None:
     def object_(request: Request, object_id: str) -> dict:
         return _db(request).get_blob_fingerprint(object_id) | _object_meta(_db(request), object_id)
 
+    @router.delete("/objects/{object_id}")
+    def delete_object(request: Request, object_id: str) -> dict:
+        """The object with every version (``Flowcept.db.delete_object_keys``); 404 when there is none."""
+        _require_delete(web)
+        deleted = _db(request).delete_object_keys("object_id", [object_id])
+        if not deleted:
+            raise HTTPException(404, f"no object with object_id {object_id!r}")
+        return {"deleted": {"objects": deleted}}
+
     @router.get("/objects/{object_id}/history")
     def object_history(request: Request, object_id: str) -> dict:
         items = _db(request).get_object_history(object_id)
@@ -348,6 +357,15 @@ def _other_routes(router: APIRouter, web) -> None:
             "tasks", flt or None, group_by=["activity_id", "status"],
             aggregations=[("count", "task_id"), ("min", "started_at"), ("max", "ended_at")])
         return {"items": rows, "count": len(rows), "limit": len(rows)}
+
+    @router.post("/stats/chart_data")
+    def chart_data(request: Request, body: dict = Body(default={})) -> dict:
+        """``{data, context}`` -> ``{x_field, x, series}`` (``Flowcept.db.resolve_chart_data``: literal rows or
+        columns, or a spec ``{collection, filter, x, y, limit}`` read from the store)."""
+        if "data" not in body:
+            raise QueryError("the body needs a 'data' key: literal rows or columns, or a spec such as "
+                             "{'collection': 'tasks', 'filter': {...}, 'x': 'started_at', 'y': ['field']}")
+        return _db(request).resolve_chart_data(body["data"], body.get("context"))
 
     @router.post("/stats/timeseries")
     def timeseries(request: Request, body: dict = Body(default={})) -> dict:
