@@ -110,6 +110,8 @@ def snapshot(value: Any) -> Any:
     are kept as they are and converted when their batch is encoded. Never raises (a cyclic container, or an
     object whose attribute lookup fails, becomes its placeholder string)."""
     try:
+        if type(value) is dict and len(value) <= RUNTIME.max_snapshot_items:  # the common case, a call less
+            return {k: v if type(v) in _IMMUTABLE else _snapshot(v) for k, v in value.items()}
         return _snapshot(value)
     except Exception:  # noqa: BLE001 - capture must never break the user's call
         report_internal_error("snapshot of a value", None)

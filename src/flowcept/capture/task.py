@@ -79,9 +79,10 @@ class FlowceptTask:
             record["data"] = data
         if adapter_id is not None:
             record["adapter_id"] = adapter_id
-        redact_options = options_for(redact, redact_allow)
-        if redact_options is not None:
-            record[REDACT_OPTIONS_KEY] = redact_options  # applied on the flusher thread
+        if (redact is not None and redact is not True) or redact_allow:  # else the settings decide alone
+            redact_options = options_for(redact, redact_allow)
+            if redact_options is not None:
+                record[REDACT_OPTIONS_KEY] = redact_options  # applied on the flusher thread
         self._record = record
         if capture_telemetry or (capture_telemetry is None and scope.telemetry is not None):
             self._sampler = telemetry_sampler(scope, capture_telemetry)
