@@ -268,8 +268,8 @@ class BatchBuffer:
     def _wait_for_room(self) -> None:
         # Backpressure: wait while the flusher makes progress; give up only after full_wait_secs without any, and
         # once given up, wait no more until the flusher delivers again (else every append would wait that long).
-        if not self._closing and self._thread is not None and not self._thread.is_alive():
-            self._start()  # the flusher died (a bug): records must still flow
+        if not self._closing and self._thread is not None and not self._thread.is_alive() and not self._start():
+            return  # the flusher died and none can start (interpreter exit): the final flush drains the queue
         q = self._queue
         progress = self.written
         stalled = self._stalled_at == progress
@@ -309,13 +309,20 @@ class BatchBuffer:
         return max(0, len(self._queue) - self._markers)
 
     # ---- control ------------------------------------------------------------------------------------------
-    def _start(self) -> None:
+    def _start(self) -> bool:
+        """Start the flusher thread unless it runs; False when no thread can be started (Python 3.12+ refuses new
+        threads at interpreter exit): the caller then drains the queue itself."""
         with self._start_lock:
             if self._thread is None or not self._thread.is_alive():
                 self._closing = False
                 thread = threading.Thread(target=self._run, name="flowcept-flusher", daemon=True)
                 self._thread = thread
-                thread.start()
+                try:
+                    thread.start()
+                except RuntimeError:
+                    self._thread = None
+                    return False
+        return True
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every record appended before this call has gone through the sinks.
@@ -327,8 +334,8 @@ class BatchBuffer:
         with self._marker_lock:
             self._markers += 1
         self._queue.append(marker)
-        if self._thread is None or not self._thread.is_alive():
-            self._start()
+        if (self._thread is None or not self._thread.is_alive()) and not self._start():
+            self._drain()  # no flusher can run (interpreter exit): this thread writes, marker included
         self._wake.set()
         return marker.event.wait(timeout)
 

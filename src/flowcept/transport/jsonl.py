@@ -56,6 +56,7 @@ class JsonlBufferFile:
         # Lines to append, flush events and None (stop), in order; the thread is made per process (after a fork the
         # parent's thread is not ours). Bounded: a slow disk makes the flusher wait instead of growing memory.
         self._todo: queue.Queue | None = None
+        self._thread: threading.Thread | None = None
         self._thread_pid: int | None = None
         self._failed = 0  # records whose lines could not be written (taken by take_failures)
 
@@ -79,27 +80,40 @@ class JsonlBufferFile:
         return self._fd
 
     def open_now(self) -> None:
-        """Open (and lock) the file at start, so the "in use" mark exists before the first batch."""
+        """Open (and lock) the file at start, so the "in use" mark exists before the first batch; start the writing
+        thread now too (Python 3.12+ refuses new threads at interpreter exit, where a last batch may come)."""
         try:
             self._open()
         except OSError:
             pass  # reported, and counted, when a batch cannot be written
+        self._writer()
 
     def write(self, batch) -> int:
-        """Queue the batch's lines for the writing thread; failures are reported there and counted."""
-        self._queue().put((batch.lines(), len(batch)))
+        """Queue the batch's lines for the writing thread (or write them here when there is none: at interpreter
+        exit); failures are reported and counted."""
+        todo = self._writer()
+        if todo is None:
+            self._append(batch.lines(), len(batch))
+        else:
+            todo.put((batch.lines(), len(batch)))
         return 0
 
-    def _queue(self) -> queue.Queue:
-        if self._thread_pid != os.getpid():
-            self._todo = queue.Queue(_PENDING_BATCHES)
-            self._thread_pid = os.getpid()
-            threading.Thread(target=self._append_loop, args=(self._todo,), name="flowcept-buffer-file",
-                             daemon=True).start()
+    def _writer(self) -> queue.Queue | None:
+        """This process's queue to the writing thread, started on first use; None when no thread can be started."""
+        thread = self._thread
+        if thread is None or self._thread_pid != os.getpid() or not thread.is_alive():
+            todo = queue.Queue(_PENDING_BATCHES)
+            thread = threading.Thread(target=self._append_loop, args=(todo,), name="flowcept-buffer-file",
+                                      daemon=True)
+            try:
+                thread.start()
+            except RuntimeError:  # "can't create new thread at interpreter shutdown"
+                return None
+            self._drain_here()  # what a dead thread left (none normally), in order, before new batches
+            self._todo, self._thread, self._thread_pid = todo, thread, os.getpid()
         return self._todo
 
     def _append_loop(self, todo: queue.Queue) -> None:
-        from flowcept._internal_errors import report_internal_error
         from flowcept.context import suppress_capture
 
         suppress_capture()
@@ -109,21 +123,43 @@ class JsonlBufferFile:
                 return
             if isinstance(item, threading.Event):
                 item.set()
-                continue
-            payload, count = item
+            else:
+                self._append(*item)
+
+    def _append(self, payload: bytes, count: int) -> None:
+        try:
+            fd = self._open()
+            view = memoryview(payload)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+        except Exception as exc:  # noqa: BLE001 - counted, reported; capture goes on
+            from flowcept._internal_errors import report_internal_error
+
+            self._failed += count
+            report_internal_error(f"writing to {self.name}", exc)
+
+    def _drain_here(self) -> None:
+        """Write, on this thread, what waits in a queue whose thread is gone (this process's only)."""
+        todo = self._todo
+        if todo is None or self._thread_pid != os.getpid():
+            return
+        while True:
             try:
-                fd = self._open()
-                view = memoryview(payload)
-                while view:
-                    written = os.write(fd, view)
-                    view = view[written:]
-            except Exception as exc:  # noqa: BLE001 - counted, reported; capture goes on
-                self._failed += count
-                report_internal_error(f"writing to {self.name}", exc)
+                item = todo.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(item, threading.Event):
+                item.set()
+            elif item is not None:
+                self._append(*item)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every batch written before this call is in the file (or counted as failed)."""
         if self._todo is None or self._thread_pid != os.getpid():
+            return True
+        if self._thread is None or not self._thread.is_alive():
+            self._drain_here()
             return True
         done = threading.Event()
         self._todo.put(done)
@@ -138,8 +174,7 @@ class JsonlBufferFile:
         if self._todo is not None and self._thread_pid == os.getpid():
             self.flush(timeout=60.0)
             self._todo.put(None)
-            self._todo = None
-            self._thread_pid = None
+            self._todo = self._thread = self._thread_pid = None
         if self._fd is not None and self._pid == os.getpid():
             try:
                 os.close(self._fd)
