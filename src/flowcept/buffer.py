@@ -380,6 +380,8 @@ class BatchBuffer:
         self._start_lock = threading.RLock()
         self._thread = None
         self._kick_at = 0
+        self._held = 0
+        self._stalled_at = None
 
     # ---- flusher thread -----------------------------------------------------------------------------------
     def _run(self) -> None:

@@ -108,6 +108,7 @@ class JsonlBufferFile:
             try:
                 thread.start()
             except RuntimeError:  # "can't create new thread at interpreter shutdown"
+                self._drain_here()  # batches queued before, ahead of the caller's
                 return None
             self._drain_here()  # what a dead thread left (none normally), in order, before new batches
             self._todo, self._thread, self._thread_pid = todo, thread, os.getpid()
