@@ -356,7 +356,7 @@ def ingest_file(path: str, store, batch_size: int = 5000,
                     bad += 1
                     continue
                 doc["type"] = kind
-            lines.append(orjson.dumps(doc))
+            lines.append(bytes(memoryview(orjson.dumps(doc))))  # copied out of orjson's buffer: see dumps_each
             docs.append(doc)
             if len(lines) >= batch_size:
                 commit(lines, docs)
