@@ -43,9 +43,6 @@ _CHUNK = 5_000
 # work per inserted task on the reference machine (a JSON extraction and a B-tree insert; bench/bench_core.py's floor),
 # paid on the flusher thread: with the primary key, the bound of the flat-out capture figures (docs/performance.md).
 _TASK_INDEXES = ("workflow_id", "parent_task_id", "activity_id", "status", "started_at")
-#: Page cache per connection (KiB): the store's B-trees' hot pages stay in memory while a run writes (SQLite's 2 MiB
-#: default re-reads index pages evicted between batches).
-_CACHE_KIB = 32 * 1024
 _ABANDONED: list[sqlite3.Connection] = []  # connections inherited through fork, never touched again
 _COLLECTION_INDEXES = {"tasks": _TASK_INDEXES, "workflows": ("campaign_id",), "agents": ("workflow_id",)}
 
@@ -221,7 +218,6 @@ class SqliteStore:
                 conn.execute("PRAGMA page_size = 16384")
                 _retry_locked(lambda: conn.execute("PRAGMA journal_mode = WAL"))
                 conn.execute("PRAGMA synchronous = NORMAL")
-                conn.execute(f"PRAGMA cache_size = -{_CACHE_KIB}")
                 if not self._schema_ready:
                     _retry_locked(lambda: self._create_schema(conn))
             except BaseException:
