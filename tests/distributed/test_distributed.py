@@ -12,26 +12,12 @@ import time
 import pytest
 
 from tests.transport.brokers import broker_settings
-from tests.transport.redis_env import (PrivateRedis, cleanup_stream, make_store, redis_client, redis_settings,
-                                       run_script, start_keeper_process, wait_for)
+from tests.transport.redis_env import (PRODUCER, PrivateRedis, cleanup_stream, make_store, redis_client,
+                                       redis_settings, run_script, start_keeper_process, wait_for)
 
 pytestmark = pytest.mark.redis
 
 EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "distributed", "run_example.py")
-
-PRODUCER = """
-import sys, time
-from flowcept import Flowcept, flowcept_task
-
-@flowcept_task
-def double(x):
-    return 2 * x
-
-n, wf = int(sys.argv[1]), sys.argv[2]
-with Flowcept(workflow_id=wf, start_persistence=False, check_safe_stops=True, save_workflow=False):
-    for i in range(n):
-        double(i)
-"""
 
 
 @contextlib.contextmanager

@@ -7,11 +7,27 @@ import subprocess
 import sys
 import textwrap
 import time
-import uuid
 
 import pytest
 
-from tests.conftest import write_settings
+from tests.transport.brokers import broker_settings
+
+#: A producer process: ``python producer.py N WORKFLOW_ID`` runs N ``@flowcept_task`` calls in that workflow and
+#: waits at stop until the transport confirmed them (check_safe_stops).
+PRODUCER = """
+import sys
+from flowcept import Flowcept, flowcept_task
+
+@flowcept_task
+def double(x):
+    return 2 * x
+
+n, wf = int(sys.argv[1]), sys.argv[2]
+with Flowcept(workflow_id=wf, start_persistence=False, check_safe_stops=True, save_workflow=False):
+    for i in range(n):
+        double(i)
+"""
+
 
 def redis_client():
     import redis
@@ -22,17 +38,7 @@ def redis_client():
 def redis_settings(tmp_path, monkeypatch, *, deadline: float = 2.0, store: str = "sqlite", extra: str = "",
                    pg_dsn: str | None = None) -> dict:
     """Write settings with the redis transport on a fresh stream; returns {stream, db, spill, path}."""
-    stream = f"fc_test_{uuid.uuid4().hex[:12]}"
-    db = tmp_path / "store.sqlite"
-    spill = tmp_path / "spill.jsonl"
-    dbs = f"  sqlite:\n    path: {db}\n"
-    if store == "postgres":
-        dbs += f"  postgres:\n    enabled: true\n    uri: {pg_dsn}\n"
-    text = (f"mq:\n  enabled: true\n  type: redis\n  host: 127.0.0.1\n  channel: {stream}\n"
-            f"  spill_path: {spill}\n  reconnect_deadline_secs: {deadline}\n"
-            f"databases:\n{dbs}project:\n  dump_buffer:\n    enabled: false\n{extra}")
-    path = write_settings(tmp_path, text, monkeypatch)
-    return {"stream": stream, "db": str(db), "spill": str(spill), "path": path}
+    return broker_settings("redis", tmp_path, monkeypatch, deadline=deadline, store=store, extra=extra, pg_dsn=pg_dsn)
 
 
 def cleanup_stream(stream: str) -> None:

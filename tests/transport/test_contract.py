@@ -15,21 +15,7 @@ import pytest
 from flowcept import Flowcept, flowcept_task
 from flowcept.flowceptor.consumers.base_consumer import BaseConsumer
 from tests.transport.brokers import backlog, broker_params, broker_settings, cleanup
-from tests.transport.redis_env import make_store, run_script, start_keeper_process, wait_for
-
-PRODUCER = """
-import sys
-from flowcept import Flowcept, flowcept_task
-
-@flowcept_task
-def double(x):
-    return 2 * x
-
-n, wf = int(sys.argv[1]), sys.argv[2]
-with Flowcept(workflow_id=wf, start_persistence=False, check_safe_stops=True, save_workflow=False):
-    for i in range(n):
-        double(i)
-"""
+from tests.transport.redis_env import PRODUCER, make_store, run_script, start_keeper_process, wait_for
 
 
 @flowcept_task
