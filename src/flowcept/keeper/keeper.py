@@ -334,11 +334,10 @@ def ingest_file(path: str, store, batch_size: int = 5000,
 
     total, bad = 0, 0
 
-    def commit(lines: list[bytes], docs: list[dict]) -> None:
-        store.upsert_encoded(EncodedBatch(b"[" + b",".join(lines) + b"]", len(lines)))
+    def commit(docs: list[dict]) -> None:
+        store.upsert_encoded(EncodedBatch(orjson.dumps(docs), len(docs)))  # one encoder call for the batch
 
     with open(path, "rb") as f:
-        lines: list[bytes] = []
         docs: list[dict] = []
         for line in _lines(f):
             try:
@@ -356,17 +355,16 @@ def ingest_file(path: str, store, batch_size: int = 5000,
                     bad += 1
                     continue
                 doc["type"] = kind
-            lines.append(bytes(memoryview(orjson.dumps(doc))))  # copied out of orjson's buffer: see dumps_each
             docs.append(doc)
-            if len(lines) >= batch_size:
-                commit(lines, docs)
-                total += len(lines)
-                lines, docs = [], []
+            if len(docs) >= batch_size:
+                commit(docs)
+                total += len(docs)
+                docs = []
                 if progress is not None:
                     progress(total)
-        if lines:
-            commit(lines, docs)
-            total += len(lines)
+        if docs:
+            commit(docs)
+            total += len(docs)
             if progress is not None:
                 progress(total)
     if bad:
