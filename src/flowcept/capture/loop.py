@@ -260,16 +260,10 @@ class FlowceptLightweightLoop(FlowceptLoop):
             def position() -> int:
                 return last - hint()
 
-            def end_iter(g: dict, immutable=IMMUTABLE_TYPES) -> None:
+            def end_iter(g: dict) -> None:
                 # Snapshotted now, as FlowceptLoop does: a dict (or a list in it) reused or changed by later
-                # iterations must not end up in this record as its later state. The common case (numbers and
-                # strings: a copy of the dict is enough) inline, a function call less per iteration.
-                g = dict(g)
-                for v in g.values():
-                    if type(v) not in immutable and not (type(v) is float and v - v == 0.0):
-                        g = snapshot_values(g)
-                        break
-                generated[last - hint()] = g
+                # iterations must not end up in this record as its later state.
+                generated[last - hint()] = _frozen(g)
 
             self._position, self.end_iter = position, end_iter
             try:
