@@ -61,6 +61,9 @@ class Runtime:
         self.capture_warnings = 0
         self.error_logged_at: dict[str, float] = {}
         self.dict_classes: set[type] = {argparse.Namespace}  # captured through __dict__ (register_dict_class)
+        # Objects of C types without GC support that the encoder turned into containers (their keys were not there to
+        # check before encoding: flowcept.redact._clean); a change during a batch's encoding redacts it again.
+        self.untracked_conversions = 0
         self.max_snapshot_items = 10_000  # instrumentation.max_snapshot_items of the latest controller started
         # Query API and host.
         self.db: Any = None  # the DBAPI behind Flowcept.db

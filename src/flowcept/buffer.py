@@ -198,7 +198,8 @@ class BatchBuffer:
         flush_interval_secs: the flusher also wakes this often.
         max_size: when this many records wait, producers wait up to ``full_wait_secs`` for room, then drop
             (counted in :attr:`dropped`).
-        redactor: ``(records) -> count`` run on each batch before it is encoded (flowcept.redact.Redactor).
+        redactor: ``(records) -> count`` run on each batch before it is encoded (flowcept.redact.Redactor); called
+            again with ``thorough=True`` when encoding converted an object its quick check let through.
     """
 
     def __init__(self, sinks: Sequence[Sink], batch_size: int = 2000, flush_interval_secs: float = 0.1,
@@ -438,19 +439,7 @@ class BatchBuffer:
         """Encode ``records`` and write them to every sink; ``dequeue``: how many of them still lead the queue
         (removed once encoded)."""
         try:
-            if self.redactor is not None:
-                # Secrets by key name, on this thread so capture never pays for it (flowcept/redact.py).
-                try:
-                    self.redacted += self.redactor(records)
-                except Exception as exc:  # noqa: BLE001 - unredacted records must not be written: drop them
-                    report_internal_error("redacting records", exc)
-                    self.dropped += len(records)
-                    records.clear()
-            try:
-                batch = encode_batch(records)
-            except Exception as exc:  # noqa: BLE001 - one bad record must not sink the batch
-                report_internal_error("encoding records", exc)
-                batch = self._encode_one_by_one(records)
+            batch = self._redacted_batch(records)
         finally:
             q = self._queue
             for _ in repeat(None, dequeue):
@@ -475,15 +464,48 @@ class BatchBuffer:
         self.dropped += lost
         self.written += len(batch) - lost
 
-    def _encode_one_by_one(self, records: list) -> EncodedBatch:
-        good = []
-        for record in records:
-            try:
-                encode_batch([record])
-                good.append(record)
-            except Exception:  # noqa: BLE001
-                self.dropped += 1
-        return encode_batch(good)
+    def _redacted_batch(self, records: list) -> EncodedBatch:
+        """``records`` redacted (when a redactor is set) and encoded; the list is changed in place to what is
+        stored. Records that cannot be encoded, and a batch whose redaction fails (unredacted records must not be
+        written), are dropped and counted."""
+        redactor = self.redactor
+        originals = records.copy() if redactor is not None else records
+        for thorough in (False, True):
+            if redactor is not None:
+                # Secrets by key name, on this thread so capture never pays for it (flowcept/redact.py).
+                try:
+                    redacted = redactor(records, thorough=True) if thorough else redactor(records)
+                except Exception as exc:  # noqa: BLE001
+                    report_internal_error("redacting records", exc)
+                    self.dropped += len(records)
+                    records.clear()
+                    return encode_batch(records)
+            conversions = RUNTIME.untracked_conversions
+            batch, bad = _encoded(records)
+            if redactor is None or thorough or RUNTIME.untracked_conversions == conversions:
+                break
+            # Encoding turned an object the quick check let through into a container: look inside it too.
+            records[:] = originals
+        if redactor is not None:
+            self.redacted += redacted
+        self.dropped += bad
+        return batch
+
+
+def _encoded(records: list) -> tuple[EncodedBatch, int]:
+    """The batch of ``records`` and how many were left out because they cannot be encoded."""
+    try:
+        return encode_batch(records), 0
+    except Exception as exc:  # noqa: BLE001 - one bad record must not sink the batch
+        report_internal_error("encoding records", exc)
+    good = []
+    for record in records:
+        try:
+            encode_batch([record])
+            good.append(record)
+        except Exception:  # noqa: BLE001
+            pass
+    return encode_batch(good), len(records) - len(good)
 
 
 def _finalize_in_child(buffer: BatchBuffer) -> None:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import gc
 import re
 from itertools import chain, compress, repeat
 from typing import Any, Iterable, Sequence
@@ -236,14 +237,19 @@ class Redactor:
                                       key=key) from None
         return cls(project.redact, project.redact_keys, project.redact_allow)
 
-    def __call__(self, records: list) -> int:
+    def __call__(self, records: list, thorough: bool = False) -> int:
         """Redact a batch: records with something to redact are replaced in ``records`` by changed copies (the
         dicts the caller captured are never modified). Runs on the flusher thread.
+
+        Args:
+            thorough: look inside every value, objects included, instead of passing at once a batch whose dicts
+                hold only atomic values (for a batch whose encoding converted an object that check let through,
+                see :func:`_clean`).
 
         Returns:
             How many values were replaced.
         """
-        return redact_records(records, self.rules, self.enabled)
+        return redact_records(records, self.rules, self.enabled, thorough)
 
 
 def redacted_copy(record: dict) -> dict:
@@ -271,12 +277,12 @@ def redacted_metadata(custom_metadata: Any) -> Any:
     return redacted_copy({"custom_metadata": custom_metadata})["custom_metadata"]
 
 
-def redact_records(records: list, rules: Rules, enabled: bool = True) -> int:
+def redact_records(records: list, rules: Rules, enabled: bool = True, thorough: bool = False) -> int:
     """See :meth:`Redactor.__call__`; ``enabled`` false applies only the records' own ``redact=[...]`` lists."""
     try:
         has_options = any(map(dict.__contains__, records, repeat(OPTIONS_KEY)))
         # The common case, decided for the whole batch with C-level iteration (no Python code per record).
-        if not has_options and (not enabled or _clean(records, rules)):
+        if not has_options and (not enabled or (not thorough and _clean(records, rules))):
             return 0
     except TypeError:
         pass  # a record that is not a dict: look at each one
@@ -343,7 +349,13 @@ def _keyless(cls: type) -> bool:
 def _clean(records: list, rules: Rules) -> bool:
     """True when no record of the batch holds a secret key (at any depth of :data:`FIELDS`) nor an object whose
     keys only its encoding would show. Walks level by level over the whole batch: each level costs a few C-level
-    passes (``set.issuperset`` over the keys, ``map(type, ...)`` over the values), however many records."""
+    passes (``set.issuperset`` over the keys, ``map(type, ...)`` over the values), however many records.
+
+    A dict the cyclic GC does not track holds no dict, list or Python object (CPython tracks a dict as soon as it
+    holds one), so the level below it needs no look: the usual ``{"x": 1}`` ends the walk without a pass over its
+    values. Objects of C types without GC support are the one thing such a dict may still hold that its encoding
+    could turn into keys (a C type's ``to_dict()``, a NumPy object array): the encoder counts those conversions
+    (``Runtime.untracked_conversions``) and the buffer then redacts the batch again, thoroughly."""
     safe = rules.safe
     # `used` and `generated` are on nearly every record; the other fields are looked up only where present.
     fields = [name for name in FIELDS if name in _COMMON or any(map(dict.__contains__, records, repeat(name)))]
@@ -351,10 +363,10 @@ def _clean(records: list, rules: Rules) -> bool:
     for _ in range(_MAX_LEVELS):
         dicts: list = []
         while values:
-            types = list(map(type, values))
-            if _DICT.issuperset(types):  # the usual level: only dicts
+            if _DICT.issuperset(map(type, values)):  # the usual level: only dicts
                 dicts.extend(values)
                 break
+            types = list(map(type, values))
             if _SCALARS.issuperset(types):
                 break
             if not _CONTAINERS.issuperset(types) and not all(map(_keyless, set(types) - _CONTAINERS)):
@@ -366,8 +378,10 @@ def _clean(records: list, rules: Rules) -> bool:
         if not safe.issuperset(chain.from_iterable(dicts)):
             if any(map(rules.is_secret, set(chain.from_iterable(dicts)).difference(safe))):
                 return False
+        if not any(map(gc.is_tracked, dicts)):
+            return True  # the usual end: only atomic values below this level
         if _SCALARS.issuperset(map(type, chain.from_iterable(map(dict.values, dicts)))):
-            return True  # the usual end: nothing below this level
+            return True
         values = list(chain.from_iterable(map(dict.values, dicts)))
     return False
 
@@ -410,7 +424,7 @@ def _redact(value: Any, rules: Rules) -> tuple[Any, int]:
                 out_list[j] = new
                 count += n
         return (out_list, count) if out_list is not None else (value, 0)
-    if _keyless(cls):
+    if _keyless(cls) and not getattr(getattr(value, "dtype", None), "hasobject", False):
         return value, 0
     # An object (dataclass, to_dict(), Namespace, a dict subclass...): its keys appear only when it is encoded, so
     # convert it as the encoder would (once: the converted form replaces it) and look inside.

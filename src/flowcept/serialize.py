@@ -21,6 +21,7 @@ Hostile input is kept as data, never silently lost, and each case counts a captu
 from __future__ import annotations
 
 import base64
+import gc
 from itertools import islice, repeat
 from typing import Any
 
@@ -57,6 +58,8 @@ def _default(obj: Any) -> Any:
             except Exception as exc:  # noqa: BLE001 - a user's to_dict must not break capture
                 report_internal_error(f"{cls.__name__}.{method}()", exc)
                 return placeholder(obj)
+            if not gc.is_tracked(obj):
+                RUNTIME.untracked_conversions += 1  # keys redaction could not see (flowcept.redact._clean)
             # Converted on the flusher, never snapshotted: its keys and floats follow the rules here.
             return _walk(converted)
     dict_classes = RUNTIME.dict_classes
@@ -68,7 +71,10 @@ def _default(obj: Any) -> Any:
         return base64.b64encode(bytes(obj)).decode("ascii")
     if hasattr(obj, "tolist") and hasattr(obj, "dtype"):  # numpy arrays of object dtype, numpy scalars
         try:
-            return obj.tolist()
+            converted = obj.tolist()
+            if type(converted) in (list, dict) and not gc.is_tracked(obj):
+                RUNTIME.untracked_conversions += 1
+            return converted
         except Exception:  # noqa: BLE001
             pass
     return placeholder(obj)

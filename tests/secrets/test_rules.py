@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from flowcept.errors import ConfigError
@@ -146,3 +147,54 @@ def test_bad_pattern_in_settings_fails_at_start(tmp_path, monkeypatch):
     write_settings(tmp_path, "project:\n  redact_keys: [password, '--']\n", monkeypatch)
     with pytest.raises(ConfigError, match=r"project\.redact_keys"):
         Flowcept().start()
+
+
+class TestQuickCheck:
+    def test_atomic_dicts_pass_without_a_look_at_values(self):
+        """A batch whose dicts hold only atomic values (dicts the GC does not track) is passed by the quick check;
+        a dict holding a list is looked into."""
+        import gc
+
+        from flowcept.redact import _clean
+
+        used = {"x": 1, "s": "a", "f": 1.5, "n": None}
+        assert not gc.is_tracked(used)
+        assert _clean([{"type": "task", "used": used, "generated": {"arg_0": 2}}], DEFAULT)
+        assert not _clean([{"type": "task", "used": {"x": [{"token": "t"}]}}], DEFAULT)
+        assert not _clean([{"type": "task", "used": {"x": ({"token": "t"},)}}], DEFAULT)
+
+    def test_object_converted_only_when_encoded_is_redacted(self):
+        """A NumPy object array is not tracked by the GC, so the dict holding it passes the quick check; its
+        encoding turns it into a list of dicts, and the buffer then redacts the batch thoroughly before writing."""
+        import gc
+
+        import numpy as np
+
+        from flowcept.buffer import BatchBuffer
+
+        class Sink:
+            name, records = "list", []
+
+            def write(self, batch):
+                self.records.extend(orjson.loads(line) for line in batch.lines().splitlines())
+                return 0
+
+            def flush(self):
+                pass
+
+            def close(self):
+                pass
+
+        array = np.array([{"api_key": "AKIA123", "n": 1}], dtype=object)
+        used = {"arr": array, "x": 1}
+        assert not gc.is_tracked(used)
+        sink = Sink()
+        buffer = BatchBuffer([sink], batch_size=10, flush_interval_secs=0.01, redactor=Redactor(True, REDACT_KEYS))
+        buffer.extend([{"type": "task", "task_id": "a", "used": used}])
+        assert buffer.flush(timeout=10)
+        buffer.extend([{"type": "task", "task_id": "b", "used": {"password": "p"}}])
+        assert buffer.close(timeout=10)
+        assert [r["used"] for r in sink.records] == [{"arr": [{"api_key": REDACTED, "n": 1}], "x": 1},
+                                                     {"password": REDACTED}]
+        assert [r.get("redacted") for r in sink.records] == [1, 1]
+        assert buffer.redacted == 2 and buffer.dropped == 0 and array[0]["api_key"] == "AKIA123"
