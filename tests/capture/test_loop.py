@@ -8,6 +8,7 @@ import logging
 import pytest
 
 from flowcept import Flowcept, FlowceptLightweightLoop, FlowceptLoop, flowcept_task
+from flowcept.capture.loop import CHUNK
 
 LOOPS = [FlowceptLoop, FlowceptLightweightLoop]
 
@@ -212,6 +213,34 @@ class TestLightweightLoop:
         its = iterations(fc.workflow_id)
         assert [t["generated"]["history"] for t in its] == [[0], [0, 1], [0, 1, 2]]
         assert {t["generated"]["nan"] for t in its} == {"NaN"}
+
+    @pytest.mark.parametrize("kind", ["list", "tuple", "range", "iterator"])
+    @pytest.mark.parametrize("stop_at", [None, 2 * CHUNK + 6, CHUNK - 1, CHUNK])
+    def test_end_iter_across_chunks_and_break(self, kind, stop_at):
+        """Over several chunks, with or without a break (at a chunk's last item, or a new chunk's first), every
+        iteration that ran is recorded once, each end_iter dict with its own iteration, the interrupted one
+        marked; get_current_iteration_id() names the running iteration."""
+        n = 2 * CHUNK + 10
+        items = {"list": list(range(n)), "tuple": tuple(range(n)), "range": range(n), "iterator": iter(range(n))}[kind]
+        seen_ids = []
+        with Flowcept() as fc:
+            loop = FlowceptLightweightLoop(items, items_length=n)
+            for x in loop:
+                if x % 3 == 0:
+                    loop.end_iter({"x": x})
+                if x % 1000 == 0 or x == stop_at:
+                    seen_ids.append((x, loop.get_current_iteration_id()))
+                if x == stop_at:
+                    break
+        its = iterations(fc.workflow_id)
+        ran = n if stop_at is None else stop_at + 1
+        assert [t["used"]["i"] for t in its] == list(range(ran))
+        assert all(t["used"]["item"] == t["used"]["i"] for t in its)
+        assert [t.get("generated") for t in its] == [{"x": i} if i % 3 == 0 else None for i in range(ran)]
+        assert [t["task_id"] for t in its] == [f"{loop.group_id}_{i}" for i in range(ran)]
+        assert seen_ids == [(x, f"{loop.group_id}_{x}") for x, _ in seen_ids]
+        interrupted = [t["used"]["i"] for t in its if t.get("custom_metadata") == {"interrupted": True}]
+        assert interrupted == ([] if stop_at is None else [stop_at])
 
     def test_iteration_ids_follow_the_group(self):
         """get_current_iteration_id() is the recorded task id of the running iteration."""
