@@ -15,5 +15,5 @@ def redact(record: dict) -> dict:
 
     project = get_settings().project
     batch = [dict(record)]
-    Redactor(True, project.redact_keys, project.redact_allow)(batch)
+    Redactor(True, project.redact_keys, project.redact_allow)(batch, thorough=True)  # objects included
     return batch[0]
