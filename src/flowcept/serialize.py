@@ -117,7 +117,8 @@ def snapshot(value: Any) -> Any:
     object whose attribute lookup fails, becomes its placeholder string)."""
     try:
         if type(value) is dict and len(value) <= RUNTIME.max_snapshot_items:  # the common case, a call less
-            return {k: v if type(v) in _IMMUTABLE else _snapshot(v) for k, v in value.items()}
+            return {k: v if type(v) in _IMMUTABLE or (type(v) is float and v - v == 0.0) else _snapshot(v)
+                    for k, v in value.items()}
         return _snapshot(value)
     except Exception:  # noqa: BLE001 - capture must never break the user's call
         report_internal_error("snapshot of a value", None)
@@ -133,12 +134,13 @@ def _snapshot(value: Any) -> Any:
     if cls is dict:
         if len(value) > RUNTIME.max_snapshot_items:
             return _summary(value)
-        # Immutable values inline: no call per int or string.
-        return {k: v if type(v) in _IMMUTABLE else _snapshot(v) for k, v in value.items()}
+        # Immutable values and finite floats inline: no call per number or string.
+        return {k: v if type(v) in _IMMUTABLE or (type(v) is float and v - v == 0.0) else _snapshot(v)
+                for k, v in value.items()}
     if cls is list or cls is tuple or cls is set or cls is frozenset:
         if len(value) > RUNTIME.max_snapshot_items:
             return _summary(value)
-        return [v if type(v) in _IMMUTABLE else _snapshot(v) for v in value]
+        return [v if type(v) in _IMMUTABLE or (type(v) is float and v - v == 0.0) else _snapshot(v) for v in value]
     if hasattr(value, "dtype") and hasattr(value, "shape"):
         return _array_snapshot(value)
     return value
