@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
 
 import pytest
 
@@ -44,3 +46,13 @@ def write_settings(tmp_path, text: str, monkeypatch) -> str:
 def sqlite_path() -> str:
     """Where the default SQLite store lives for the current test."""
     return os.path.expanduser("~/.flowcept/flowcept.sqlite")
+
+
+@contextlib.contextmanager
+def killed_at_exit(proc: subprocess.Popen):
+    """Run the block; a ``proc`` still alive when it ends (a failed assertion, a timeout) is killed."""
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()

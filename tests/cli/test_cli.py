@@ -16,7 +16,7 @@ import yaml
 
 from flowcept import Flowcept, flowcept_task
 from flowcept.cli import app
-from tests.conftest import sqlite_path
+from tests.conftest import killed_at_exit, sqlite_path
 
 PY = sys.executable
 
@@ -326,7 +326,7 @@ class TestKeeper:
                    FLOWCEPT_SQLITE_PATH=str(tmp_path / "k.sqlite"))
         code = "import sys\nfrom flowcept.cli import main\nsys.argv = ['flowcept', 'keeper']\nmain()"
         proc = subprocess.Popen([PY, "-c", code], env=env, stderr=subprocess.PIPE, text=True)
-        try:
+        with killed_at_exit(proc):
             first = proc.stderr.readline()
             assert "flowcept keeper: stream" in first
             # The keeper logs "reading stream" once its signal handlers are in place (no sleep-and-hope).
@@ -334,8 +334,5 @@ class TestKeeper:
                 pass
             proc.send_signal(signal.SIGTERM)
             _, err = proc.communicate(timeout=30)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
         assert proc.returncode == 0, err
         assert "keeper stopped: 0 records" in err

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from tests.conftest import write_settings
+from tests.conftest import killed_at_exit, write_settings
 
 PY = sys.executable
 
@@ -352,14 +352,11 @@ def test_start_consumption_services_runs_a_keeper(tmp_path, monkeypatch, pg_dsn)
             Flowcept.start_consumption_services()
             print("returned")
         """, wait=False, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
+        with killed_at_exit(consumer):
             wait_for(lambda: Flowcept.db.count("tasks", {"workflow_id": "wf-consume"}) == 50, 60,
                      "the keeper to store 50 tasks")
             consumer.send_signal(signal.SIGTERM)
             out, err = consumer.communicate(timeout=60)
-        finally:
-            if consumer.poll() is None:
-                consumer.kill()
         assert consumer.returncode == 0, err
         assert out.strip() == "returned"
         docs = Flowcept.db.task_query({"workflow_id": "wf-consume"}, sort=[("used.x", 1)])
