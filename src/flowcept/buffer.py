@@ -121,6 +121,8 @@ class Sink(Protocol):
     ``write`` runs on the flusher thread only; it may block. It returns the number of records it could not keep
     (0 when all are safe) and must not raise for per-record problems; an exception means the whole batch failed.
     A sink whose ``primary`` attribute is true is where records are kept: its losses count as dropped records.
+    A sink that writes on a thread of its own (the JSONL file) learns of losses after ``write`` returned: it also
+    has ``take_failures() -> int`` (records lost since the last call), which the flusher reads after each flush.
     """
 
     name: str
@@ -468,28 +470,31 @@ class BatchBuffer:
         """``records`` redacted (when a redactor is set) and encoded; the list is changed in place to what is
         stored. Records that cannot be encoded, and a batch whose redaction fails (unredacted records must not be
         written), are dropped and counted."""
-        redactor = self.redactor
-        originals = records.copy() if redactor is not None else records
-        for thorough in (False, True):
-            if redactor is not None:
-                # Secrets by key name, on this thread so capture never pays for it (flowcept/redact.py).
-                try:
-                    redacted = redactor(records, thorough=True) if thorough else redactor(records)
-                except Exception as exc:  # noqa: BLE001
-                    report_internal_error("redacting records", exc)
-                    self.dropped += len(records)
-                    records.clear()
-                    return encode_batch(records)
+        if self.redactor is None:
+            batch, bad = _encoded(records)
+        else:
+            originals = records.copy()
+            redacted = self._redact(records)
             conversions = RUNTIME.untracked_conversions
             batch, bad = _encoded(records)
-            if redactor is None or thorough or RUNTIME.untracked_conversions == conversions:
-                break
-            # Encoding turned an object the quick check let through into a container: look inside it too.
-            records[:] = originals
-        if redactor is not None:
+            if RUNTIME.untracked_conversions != conversions:
+                # Encoding turned an object the quick check let through into a container: look inside it too.
+                records[:] = originals
+                redacted = self._redact(records, thorough=True)
+                batch, bad = _encoded(records)
             self.redacted += redacted
         self.dropped += bad
         return batch
+
+    def _redact(self, records: list, thorough: bool = False) -> int:
+        # Secrets by key name, on this thread so capture never pays for it (flowcept/redact.py).
+        try:
+            return self.redactor(records, thorough=True) if thorough else self.redactor(records)
+        except Exception as exc:  # noqa: BLE001
+            report_internal_error("redacting records", exc)
+            self.dropped += len(records)
+            records.clear()
+            return 0
 
 
 def _encoded(records: list) -> tuple[EncodedBatch, int]:
