@@ -150,7 +150,7 @@ def snapshot_values(values: dict) -> dict:
     """Snapshot each value of a dict the caller owns, in place (see :func:`snapshot`); returns it."""
     immutable = _IMMUTABLE
     for key, value in values.items():
-        if type(value) not in immutable:
+        if type(value) not in immutable and not (type(value) is float and value - value == 0.0):
             values[key] = snapshot(value)
     return values
 
