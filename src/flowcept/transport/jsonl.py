@@ -118,14 +118,18 @@ class JsonlBufferFile:
         from flowcept.context import suppress_capture
 
         suppress_capture()
-        while True:
-            item = todo.get()
-            if item is None:
-                return
-            if isinstance(item, threading.Event):
-                item.set()
-            else:
-                self._append(*item)
+        while self._handle(todo.get()):
+            pass
+
+    def _handle(self, item) -> bool:
+        """Carry out one queued item: lines to append, a flush event to set, or None (stop: returns False)."""
+        if item is None:
+            return False
+        if isinstance(item, threading.Event):
+            item.set()
+        else:
+            self._append(*item)
+        return True
 
     def _append(self, payload: bytes, count: int) -> None:
         try:
@@ -147,13 +151,9 @@ class JsonlBufferFile:
             return
         while True:
             try:
-                item = todo.get_nowait()
+                self._handle(todo.get_nowait())
             except queue.Empty:
                 return
-            if isinstance(item, threading.Event):
-                item.set()
-            elif item is not None:
-                self._append(*item)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every batch written before this call is in the file (or counted as failed)."""
