@@ -89,12 +89,15 @@ def main() -> None:
             assert f.report.dropped == 0
     print(f"== python {sys.version.split()[0]}, {os.cpu_count()} cores; median over {opts.rounds} rounds of "
           f"{opts.calls} calls; every figure minus a bare call ({statistics.median(bare_ns):.0f} ns)")
-    print(f"{'case':46s} {'regime':9s} {'redact on':>10s} {'off':>10s} {'on/off':>7s}  (ns per call)")
+    print(f"{'case':46s} {'regime':9s} {'redact on':>10s} {'off':>10s} {'on/off':>7s}  (ns per call; per-round "
+          f"on/off range)")
     for name in cases:
         for regime in ("flat out", "capture"):
-            on = statistics.median(results[(name, regime, True)])
-            off = statistics.median(results[(name, regime, False)])
-            print(f"{name:46s} {regime:9s} {on:10.0f} {off:10.0f} {on / off:7.2f}")
+            ons, offs = results[(name, regime, True)], results[(name, regime, False)]
+            on, off = statistics.median(ons), statistics.median(offs)
+            per_round = [a / b for a, b in zip(ons, offs)]
+            print(f"{name:46s} {regime:9s} {on:10.0f} {off:10.0f} {on / off:7.2f}  "
+                  f"{min(per_round):.2f}-{max(per_round):.2f}")
     _flusher_step()
 
 
