@@ -155,6 +155,24 @@ def snapshot_values(values: dict) -> dict:
     return values
 
 
+def finish_snapshots(copies: list) -> None:
+    """Finish, in place, the snapshots of dict copies whose values were only looked at when the garbage collector
+    tracked the copy (see :func:`snapshot_values`). An untracked dict holds no container, so nothing in it can
+    change later, but NaN and infinities still need their stored form and other objects (numpy scalars, for
+    example) what :func:`snapshot` gives.
+
+    One encoder call checks them all in the common case: orjson writes NaN and infinities as ``null`` and refuses
+    what it cannot write natively, so output without ``:null`` means there is nothing to do."""
+    try:
+        if b":null" not in orjson.dumps(copies):
+            return
+    except (TypeError, orjson.JSONEncodeError):
+        pass
+    for values in copies:
+        if not gc.is_tracked(values):
+            snapshot_values(values)
+
+
 def _array_snapshot(array: Any) -> Any:
     try:
         device = getattr(array, "device", None)

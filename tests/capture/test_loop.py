@@ -8,6 +8,7 @@ import logging
 import pytest
 
 from flowcept import Flowcept, FlowceptLightweightLoop, FlowceptLoop, flowcept_task
+from flowcept._internal_errors import capture_warning_count
 from flowcept.capture.loop import CHUNK
 
 LOOPS = [FlowceptLoop, FlowceptLightweightLoop]
@@ -213,6 +214,45 @@ class TestLightweightLoop:
         its = iterations(fc.workflow_id)
         assert [t["generated"]["history"] for t in its] == [[0], [0, 1], [0, 1, 2]]
         assert {t["generated"]["nan"] for t in its} == {"NaN"}
+
+    @pytest.mark.parametrize("items", [range(5), list(range(5)), iter(range(5))], ids=["range", "list", "iterator"])
+    def test_end_iter_plain_values(self, items):
+        """Dicts of numbers, strings and None (no container, so checked in bulk when their chunk is queued): NaN
+        and infinities stored as strings and counted, numpy scalars as numbers, other values as given."""
+        np = pytest.importorskip("numpy")
+        given = [{"loss": float("nan"), "s": "a", "none": None},
+                 {"loss": float("-inf"), "f32": np.float32("nan")},
+                 {"i64": np.int64(7), "f64": np.float64(0.5), "ok": True},
+                 {"x": 3, "y": 2.5},
+                 {}]
+        before = capture_warning_count()
+        with Flowcept() as fc:
+            loop = FlowceptLightweightLoop(items, items_length=5)
+            for x in loop:
+                loop.end_iter(given[x])
+        assert capture_warning_count() - before == 3
+        its = iterations(fc.workflow_id)
+        assert [t["generated"] for t in its] == [
+            {"loss": "NaN", "s": "a", "none": None}, {"loss": "-Infinity", "f32": "NaN"},
+            {"i64": 7, "f64": 0.5, "ok": True}, {"x": 3, "y": 2.5}, {}]
+        assert given[0]["loss"] != given[0]["loss"]  # the caller's dicts are left alone
+
+    def test_end_iter_reused_dict(self):
+        """One dict changed and passed again in each iteration: each record keeps its values of then."""
+        values: dict = {}
+        with Flowcept() as fc:
+            loop = FlowceptLightweightLoop(range(3))
+            for x in loop:
+                values["x"] = x
+                values["name"] = f"n{x}"
+                loop.end_iter(values)
+                if x == 1:
+                    values["late"] = [x]  # a container from here on: snapshotted when given
+                elif x == 2:
+                    values["late"].append(x)
+        its = iterations(fc.workflow_id)
+        assert [t["generated"] for t in its] == [{"x": 0, "name": "n0"}, {"x": 1, "name": "n1"},
+                                                 {"x": 2, "name": "n2", "late": [1]}]
 
     @pytest.mark.parametrize("kind", ["list", "tuple", "range", "iterator"])
     @pytest.mark.parametrize("stop_at", [None, 2 * CHUNK + 6, CHUNK - 1, CHUNK])

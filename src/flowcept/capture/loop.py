@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Iterator, Sized
+from gc import is_tracked
 from typing import Any
 
 from flowcept import context as _ctx
@@ -23,7 +24,8 @@ from flowcept.capture._codegen import compile_function
 from flowcept._runtime import hostname
 from flowcept.capture._builder import end_telemetry, telemetry_sampler
 from flowcept.ids import new_id
-from flowcept.serialize import IMMUTABLE_TYPES, snapshot, snapshot_expression, snapshot_values
+from flowcept.serialize import (IMMUTABLE_TYPES, finish_snapshots, snapshot, snapshot_expression,
+                                snapshot_values)
 
 logger = logging.getLogger("flowcept")
 
@@ -247,30 +249,32 @@ class FlowceptLightweightLoop(FlowceptLoop):
         parent = self.parent_task_id or _parent_var.get()
         items = self._items
         hook = self._on_iteration if type(self)._on_iteration is not FlowceptLoop._on_iteration else None
-        generated: dict = {}  # loop index -> end_iter dict, for the chunk running now
         chunk = CHUNK
         complete = False
+        generated: dict = {}  # index in the chunk -> end_iter dict
         if hook is None and type(items) in _INDEXABLE:
             # Fast path: the C list/tuple/range iterator runs each chunk; its length hint tells how far it got,
             # and the chunk's items are read back at its end.
             total = len(items)
             start, size, part, hint = 0, 0, (), None
-            last = -1  # index of the chunk's last item: the current one is last - hint()
+            top = -1  # index of the chunk's last item in the chunk: the current one is top - hint()
 
             def position() -> int:
-                return last - hint()
+                return start + top - hint()
 
             def end_iter(g: dict) -> None:
-                # Snapshotted now, as FlowceptLoop does: a dict (or a list in it) reused or changed by later
-                # iterations must not end up in this record as its later state.
-                generated[last - hint()] = _frozen(g)
+                # A copy now, as FlowceptLoop takes: a dict reused or changed by later iterations must not end up
+                # in this record as its later state. One the GC does not track holds no container, and its values
+                # are checked in bulk at the chunk's end (see _records); else they are snapshotted now.
+                g = {**g}
+                generated[top - hint()] = snapshot_values(g) if is_tracked(g) else g
 
             self._position, self.end_iter = position, end_iter
             try:
                 while start < total:
                     part = items[start:start + chunk]
                     size = len(part)
-                    last = start + size - 1
+                    top = size - 1
                     it = iter(part)
                     hint = it.__length_hint__
                     yield from it
@@ -292,7 +296,8 @@ class FlowceptLightweightLoop(FlowceptLoop):
             return offset + len(seen) - 1
 
         def end_iter(g: dict) -> None:
-            generated[offset + len(seen) - 1] = _frozen(g)
+            g = {**g}
+            generated[len(seen) - 1] = snapshot_values(g) if is_tracked(g) else g
 
         self._position, self.end_iter = position, end_iter
         group = self.group_id
@@ -317,7 +322,8 @@ class FlowceptLightweightLoop(FlowceptLoop):
         self.__dict__.pop("end_iter", None)
 
     def _publish(self, scope, items, offset: int, generated: dict, parent: str | None, complete: bool) -> None:
-        """Queue the records of ``items``, the iterations from ``offset`` on; their ``generated`` dicts are used."""
+        """Queue the records of ``items``, the iterations from ``offset`` on, with ``generated`` ({index in
+        ``items``: end_iter dict}); ``generated`` is emptied."""
         try:
             records = self._records(scope, items, offset, generated, parent)
             if not complete:
@@ -337,28 +343,38 @@ class FlowceptLightweightLoop(FlowceptLoop):
         prefix = self.group_id + "_"
         item_name = self.item_name
         copy = base.copy
-        immutable = IMMUTABLE_TYPES
-        records = [copy() for _ in items]
-        # Items are snapshotted here, once per chunk (floats checked for NaN, infinities); end_iter dicts were
-        # snapshotted when given.
-        for rec, i, item in zip(records, range(offset, offset + len(records)), items):
-            rec["task_id"] = prefix + str(i)
-            rec["used"] = {"i": i, item_name: item if type(item) in immutable or (
-                type(item) is float and item - item == 0.0) else snapshot(item)}
-        for i, g in generated.items():
-            if 0 <= i - offset < len(records):
-                records[i - offset]["generated"] = g
+        records: list = []
+        add = records.append
+        if type(items) is range:  # ints: nothing to snapshot
+            for i, item in enumerate(items, offset):
+                rec = copy()
+                rec["task_id"] = prefix + str(i)
+                rec["used"] = {"i": i, item_name: item}
+                add(rec)
+        else:
+            # Items are snapshotted here, once per chunk (floats checked for NaN, infinities).
+            immutable = IMMUTABLE_TYPES
+            for i, item in enumerate(items, offset):
+                rec = copy()
+                rec["task_id"] = prefix + str(i)
+                rec["used"] = {"i": i, item_name: item if type(item) in immutable or (
+                    type(item) is float and item - item == 0.0) else snapshot(item)}
+                add(rec)
+        if not generated:
+            return records
+        given = list(generated.values())
+        finish_snapshots(given)
+        n = len(records)
+        # Keys are indexes in the chunk, in ascending order; only an end_iter closure kept and called after its
+        # loop ended (or from another thread between chunks) could add one outside it.
+        if len(given) == n and next(iter(generated)) == 0 and next(reversed(generated)) == n - 1:
+            for rec, g in zip(records, given):  # end_iter called in every iteration
+                rec["generated"] = g
+        else:
+            for i, g in generated.items():
+                if 0 <= i < n:
+                    records[i]["generated"] = g
         return records
-
-
-def _frozen(values: dict) -> dict:
-    """A copy of an ``end_iter`` dict as it is now (see :func:`flowcept.serialize.snapshot_values`), with the common
-    case inline: numbers, strings and finite floats need no snapshot."""
-    values = dict(values)
-    for v in values.values():
-        if type(v) not in IMMUTABLE_TYPES and not (type(v) is float and v - v == 0.0):
-            return snapshot_values(values)
-    return values
 
 
 #: Iterations of a FlowceptLightweightLoop whose records are built and queued at once.
