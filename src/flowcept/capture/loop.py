@@ -2,7 +2,8 @@
 
 Both iterate through a generator whose ``finally`` runs when the loop ends, is left with ``break`` (the ``for``
 statement drops the generator, which closes it) or is left by an exception, so the iterations that ran are always
-recorded. Python does not tell a closing generator whether it is closed by ``break`` or by an exception unwinding
+recorded. (A lightweight loop over a list, tuple or range hands the ``for`` statement a ``chain`` of its chunks' C
+iterators, fed by that generator: dropping the chain drops the generator.) Python does not tell a closing generator whether it is closed by ``break`` or by an exception unwinding
 the caller, so an interrupted iteration is recorded ``FINISHED`` with ``custom_metadata={"interrupted": True}``.
 
 Capture is decided when iteration starts (``iter(loop)``): no running Flowcept, ``capture_enabled=False`` or
@@ -15,6 +16,7 @@ import logging
 import time
 from collections.abc import Iterable, Iterator, Sized
 from gc import is_tracked
+from itertools import chain
 from typing import Any
 
 from flowcept import context as _ctx
@@ -249,48 +251,54 @@ class FlowceptLightweightLoop(FlowceptLoop):
         parent = self.parent_task_id or _parent_var.get()
         items = self._items
         hook = self._on_iteration if type(self)._on_iteration is not FlowceptLoop._on_iteration else None
-        chunk = CHUNK
-        complete = False
-        generated: dict = {}  # index in the chunk -> end_iter dict
         if hook is None and type(items) in _INDEXABLE:
-            # Fast path: the C list/tuple/range iterator runs each chunk; its length hint tells how far it got,
-            # and the chunk's items are read back at its end.
-            total = len(items)
-            start, size, part, hint = 0, 0, (), None
-            top = -1  # index of the chunk's last item in the chunk: the current one is top - hint()
+            return chain.from_iterable(self._chunks(scope, items, parent))
+        return self._iterate(scope, items, parent, hook)
 
-            def position() -> int:
-                return start + top - hint()
+    def _chunks(self, scope, items, parent: str | None) -> Iterator:
+        """The fast path: the C iterators of the chunks, one after the other (``chain`` runs the items without a
+        Python step). The chain asks for the next chunk when one is done, and drops this generator, which closes it,
+        when the loop is left; each chunk's length hint tells how far it got."""
+        total = len(items)
+        start, size, part, hint = 0, 0, (), None
+        top = -1  # index of the chunk's last item in the chunk: the current one is top - hint()
+        generated: dict = {}  # index in the chunk -> end_iter dict
 
-            def end_iter(g: dict) -> None:
-                # A copy now, as FlowceptLoop takes: a dict reused or changed by later iterations must not end up
-                # in this record as its later state. One the GC does not track holds no container, and its values
-                # are checked in bulk at the chunk's end (see _records); else they are snapshotted now.
-                g = {**g}
-                generated[top - hint()] = snapshot_values(g) if is_tracked(g) else g
+        def position() -> int:
+            return start + top - hint()
 
-            self._position, self.end_iter = position, end_iter
-            try:
-                while start < total:
-                    part = items[start:start + chunk]
-                    size = len(part)
-                    top = size - 1
-                    it = iter(part)
-                    hint = it.__length_hint__
-                    yield from it
-                    self._publish(scope, part, start, generated, parent, True)
-                    start += size
-                    hint = None
-                complete = True
-            finally:
-                self._stop_run()
-                ran = size - hint() if hint is not None else 0
-                if ran:
-                    self._publish(scope, part[:ran], start, generated, parent, False)
-            return
+        def end_iter(g: dict) -> None:
+            # A copy now, as FlowceptLoop takes: a dict reused or changed by later iterations must not end up in
+            # this record as its later state. One the GC does not track holds no container, and its values are
+            # checked in bulk at the chunk's end (see _records); else they are snapshotted now.
+            g = {**g}
+            generated[top - hint()] = snapshot_values(g) if is_tracked(g) else g
+
+        self._position, self.end_iter = position, end_iter
+        try:
+            while start < total:
+                part = items[start:start + CHUNK]
+                size = len(part)
+                top = size - 1
+                it = iter(part)
+                hint = it.__length_hint__
+                yield it
+                self._publish(scope, part, start, generated, parent, True)
+                start += size
+                hint = None
+        finally:
+            self._stop_run()
+            ran = size - hint() if hint is not None else 0
+            if ran:
+                self._publish(scope, part[:ran], start, generated, parent, False)
+
+    def _iterate(self, scope, items, parent: str | None, hook) -> Iterator:
+        """Any iterable, or a loop with an iteration hook: one Python step per item."""
         seen: list = []
         offset = 0
         push = seen.append
+        generated: dict = {}  # index in the chunk -> end_iter dict
+        complete = False
 
         def position() -> int:
             return offset + len(seen) - 1
@@ -303,7 +311,7 @@ class FlowceptLightweightLoop(FlowceptLoop):
         group = self.group_id
         try:
             for item in items:
-                if len(seen) >= chunk:
+                if len(seen) >= CHUNK:
                     self._publish(scope, seen, offset, generated, parent, True)
                     offset += len(seen)
                     seen.clear()
