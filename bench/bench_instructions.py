@@ -8,7 +8,8 @@ commit), one process runs under ``valgrind --tool=callgrind`` with the cases of 
 regime: R bursts of 1,000 calls per case, the flusher storing each burst between bursts (batch size 100,000, flush
 interval 3600 s). Callgrind dumps its counters at each case boundary, so each case's instructions on the main thread
 are counted apart from startup, the other cases and the flusher thread. Printed: instructions per call minus those of
-a bare call measured the same way. This is the caller's cost while the pipeline keeps up, as instructions; wall-clock
+a bare call measured the same way, the mean of runs with string hashing seeded 0, 1, 2 (each seed makes dict inserts
+probe differently: about 1% on a case). This is the caller's cost while the pipeline keeps up, as instructions; wall-clock
 time per instruction varies with the machine (and cache misses and the other thread are not in it), so it is a
 comparison of code versions, not a time.
 """
@@ -21,6 +22,7 @@ import glob
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -52,11 +54,12 @@ with Flowcept(workflow_name="bench_instructions") as controller:
 """
 
 
-def count(tree: str, bursts: int) -> dict[str, float]:
-    """Instructions per call on the main thread for each case (the bare call included), for the code in ``tree``."""
+def count(tree: str, bursts: int, seed: int) -> dict[str, float]:
+    """Instructions per call on the main thread for each case (the bare call included), for the code in ``tree``,
+    with string hashing seeded by ``seed`` (dict inserts probe differently with each seed)."""
     out = tempfile.mkdtemp(prefix="flowcept-callgrind-")
     try:
-        env = {**os.environ, "PYTHONPATH": os.path.abspath(tree)}
+        env = {**os.environ, "PYTHONPATH": os.path.abspath(tree), "PYTHONHASHSEED": str(seed)}
         proc = subprocess.run(
             ["valgrind", "--tool=callgrind", "--separate-threads=yes", "--dump-before=getppid",
              f"--callgrind-out-file={out}/cg.%p", sys.executable, "-c", _CHILD.format(here=_HERE, bursts=bursts)],
@@ -77,15 +80,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tree", action="append", default=[], help="another source tree to count (its src folder)")
     parser.add_argument("--bursts", type=int, default=5, help="bursts of 1,000 calls per case")
+    parser.add_argument("--seeds", type=int, default=3, help="runs per tree, each with its own PYTHONHASHSEED")
     opts = parser.parse_args()
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is not installed (Debian: apt-get install valgrind)")
     trees = [os.path.join(_HERE, os.pardir, "src")] + opts.tree
+    runs = [(tree, seed) for tree in trees for seed in range(opts.seeds)]
     with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        results = list(pool.map(lambda tree: count(tree, opts.bursts), trees))
+        counted = list(pool.map(lambda run: count(run[0], opts.bursts, run[1]), runs))
+    # The mean over the seeds, per tree.
+    results = [{name: statistics.mean(c[name] for c in counted[i * opts.seeds:(i + 1) * opts.seeds])
+                for name in counted[i * opts.seeds]} for i in range(len(trees))]
     labels = ["this checkout"] + opts.tree
     print(f"== instructions per call on the caller's thread, minus a bare call (callgrind; {opts.bursts} bursts of "
-          f"1,000 calls per case, flushed between bursts)")
+          f"1,000 calls per case, flushed between bursts; mean of PYTHONHASHSEED 0..{opts.seeds - 1})")
     print(f"{'case':44s} " + " ".join(f"{label[-24:]:>24s}" for label in labels))
     for name in results[0]:
         if name == "bare call":
