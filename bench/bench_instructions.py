@@ -1,17 +1,18 @@
 """Instructions the caller's thread executes per capture call, counted by valgrind (callgrind): a figure that does
 not move with the machine's load, for comparing two versions of the code on a shared or noisy machine.
 
-Run: python bench/bench_instructions.py [--tree SRC ...] [--bursts R]
+Run: python bench/bench_instructions.py [--tree SRC ...] [--bursts R] [--seeds K]
 
 For each source tree (default: this checkout's ``src``; ``--tree`` adds others, e.g. a ``git worktree`` of an older
 commit), one process runs under ``valgrind --tool=callgrind`` with the cases of ``bench_core.py`` in its "bursts"
 regime: R bursts of 1,000 calls per case, the flusher storing each burst between bursts (batch size 100,000, flush
 interval 3600 s). Callgrind dumps its counters at each case boundary, so each case's instructions on the main thread
 are counted apart from startup, the other cases and the flusher thread. Printed: instructions per call minus those of
-a bare call measured the same way, the mean of runs with string hashing seeded 0, 1, 2 (each seed makes dict inserts
-probe differently: about 1% on a case). This is the caller's cost while the pipeline keeps up, as instructions; wall-clock
-time per instruction varies with the machine (and cache misses and the other thread are not in it), so it is a
-comparison of code versions, not a time.
+a bare call measured the same way, the mean of runs with string hashing seeded 0, 1, 2 (each seed makes dict
+inserts probe differently: about 1% on a case).
+
+This is the caller's cost while the pipeline keeps up, counted in instructions: time per instruction varies with
+the machine, and cache misses and the other thread are not in it, so it compares code versions; it is not a time.
 """
 
 from __future__ import annotations

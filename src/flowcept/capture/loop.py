@@ -3,8 +3,9 @@
 Both iterate through a generator whose ``finally`` runs when the loop ends, is left with ``break`` (the ``for``
 statement drops the generator, which closes it) or is left by an exception, so the iterations that ran are always
 recorded. (A lightweight loop over a list, tuple or range hands the ``for`` statement a ``chain`` of its chunks' C
-iterators, fed by that generator: dropping the chain drops the generator.) Python does not tell a closing generator whether it is closed by ``break`` or by an exception unwinding
-the caller, so an interrupted iteration is recorded ``FINISHED`` with ``custom_metadata={"interrupted": True}``.
+iterators, fed by that generator: dropping the chain drops the generator.) Python does not tell a closing generator
+whether it is closed by ``break`` or by an exception unwinding the caller, so an interrupted iteration is recorded
+``FINISHED`` with ``custom_metadata={"interrupted": True}``.
 
 Capture is decided when iteration starts (``iter(loop)``): no running Flowcept, ``capture_enabled=False`` or
 ``instrumentation.enabled: false`` make the loop a plain iterator and :meth:`end_iter` a no-op.
