@@ -191,6 +191,18 @@ def emit_inline(buffer: str, record: str, indent: str) -> str:
     return EMIT_INLINE.format(buffer=buffer, record=record, indent=indent)
 
 
+def _leading(queue: deque, n: int) -> list:
+    """The first ``n`` items of ``queue``, which producers append to meanwhile. Copying them cannot be interrupted by
+    another thread, except when the copy's allocation runs the cyclic GC and it runs a finalizer (``__del__``, a
+    weakref callback): Python code, where a producer may take the GIL and append, which makes the deque's iterator
+    raise. Only the draining thread removes items, so the first ``n`` are the same after it: copy them again."""
+    while True:
+        try:
+            return list(islice(queue, n))
+        except RuntimeError:  # "deque mutated during iteration"
+            continue
+
+
 class BatchBuffer:
     """Bounded buffer of captured records, drained by one flusher thread into a list of sinks.
 
@@ -395,7 +407,10 @@ class BatchBuffer:
         while True:
             wake.wait(interval)
             wake.clear()
-            self._drain()
+            try:
+                self._drain()
+            except Exception as exc:  # noqa: BLE001 - a dead flusher would strand every record queued after it
+                report_internal_error("draining the buffer", exc)  # what is still queued is drained next time
             self._kick_at = self.batch_size  # drained: the next full batch wakes this thread
             if self._closing and not self._queue:
                 return
@@ -411,7 +426,7 @@ class BatchBuffer:
                 # the GIL instead of competing with the encoding for it (bench/bench_core.py, flat out).
                 self._held = n
                 with self._work_lock:
-                    self._export(list(islice(q, n)), dequeue=n)
+                    self._export(_leading(q, n), dequeue=n)
                 continue
             batch = []
             marker = None

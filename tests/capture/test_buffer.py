@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import threading
+from collections import deque
 
 import orjson
 import pytest
 
-from flowcept.buffer import BatchBuffer
+from flowcept.buffer import BatchBuffer, _leading
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -71,3 +73,35 @@ def test_failing_redactor_drops_its_batch_and_the_flusher_lives_on():
     # The batch holding the record the redactor failed on is not written unredacted; later batches are.
     assert _ids(sink.records) == ["c", "d"]
     assert (buffer.dropped, buffer.written) == (2, 2)
+
+
+def test_batch_copy_taken_again_when_a_finalizer_appends():
+    """The flusher copies a batch's records out of the queue while they keep their place. On Python 3.11 the cyclic
+    GC runs inside the allocation that trips it, and a finalizer it runs is Python code: it may append to the queue
+    (here a chain of them appends directly; another thread could do the same when the finalizer lets it take the
+    GIL). The deque's iterator then raises, which once killed the flusher with every later record stranded: the copy
+    is taken again, unchanged."""
+    queue = deque({"task_id": f"t{i}"} for i in range(10))
+
+    class Link:
+        """Garbage in a cycle whose finalizer appends a record and leaves the next link as garbage."""
+
+        def __init__(self, left: int):
+            self.me, self.left = self, left
+
+        def __del__(self):
+            queue.append({"task_id": f"late{self.left}"})
+            if self.left:
+                Link(self.left - 1)
+
+    threshold = gc.get_threshold()
+    gc.collect()
+    gc.set_threshold(1)  # a collection every other allocation: one link runs during the copy
+    try:
+        Link(20)
+        batch = _leading(queue, 5)
+    finally:
+        gc.set_threshold(*threshold)
+    gc.collect()
+    assert _ids(batch) == ["t0", "t1", "t2", "t3", "t4"]
+    assert _ids(queue) == [f"t{i}" for i in range(10)] + [f"late{i}" for i in range(20, -1, -1)]
