@@ -45,8 +45,14 @@ ISSUE_FIGURES = {
 }
 
 
-def _cases():
-    from flowcept import FlowceptLightweightLoop, FlowceptLoop, FlowceptTask, flowcept_task, lightweight_flowcept_task
+def _cases(package=None):
+    """The capture cases, (label, run(n)), using ``package`` (default: the installed ``flowcept``; bench_versions.py
+    passes an older copy of it too)."""
+    if package is None:
+        import flowcept as package
+    FlowceptLightweightLoop, FlowceptLoop, FlowceptTask = (package.FlowceptLightweightLoop, package.FlowceptLoop,
+                                                          package.FlowceptTask)
+    flowcept_task, lightweight_flowcept_task = package.flowcept_task, package.lightweight_flowcept_task
 
     @flowcept_task
     def decorated(x):
