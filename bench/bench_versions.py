@@ -33,8 +33,8 @@ _BEFORE = "flowcept_before"
 
 def extract(rev: str, into: str) -> None:
     """``src/flowcept`` of ``rev`` as the package ``flowcept_before`` under ``into``."""
-    archive = subprocess.run(["git", "archive", "--format=tar", rev, "src/flowcept"], cwd=os.path.dirname(_HERE), check=True,
-                             capture_output=True).stdout
+    archive = subprocess.run(["git", "archive", "--format=tar", rev, "src/flowcept"], cwd=os.path.dirname(_HERE),
+                             check=True, capture_output=True).stdout
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(into, filter="data")
     os.rename(os.path.join(into, "src", "flowcept"), os.path.join(into, _BEFORE))
@@ -97,8 +97,8 @@ def compare(rev: str, bursts: int) -> None:
                     samples[who].append(((t2 - t1) - (t1 - t0)) / 1000)
                     controllers[who]._buffer.flush()
             ratios = [a / b for a, b in zip(samples["after"], samples["before"]) if b > 0]
-            print(f"{name:44s} {statistics.median(samples['before']):10.0f} {statistics.median(samples['after']):10.0f} "
-                  f"{statistics.median(ratios):30.3f}", flush=True)
+            before_ns, after_ns = statistics.median(samples["before"]), statistics.median(samples["after"])
+            print(f"{name:44s} {before_ns:10.0f} {after_ns:10.0f} {statistics.median(ratios):30.3f}", flush=True)
     finally:
         for controller in controllers.values():
             controller.stop()
