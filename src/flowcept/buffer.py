@@ -111,8 +111,10 @@ def json_lines(array: bytes, drop_data: bool) -> bytes:
         conn = _splitter.conn = sqlite3.connect(":memory:", check_same_thread=False)
         _splitter.pid = os.getpid()
     value = "json_remove(value, '$.data')" if drop_data else "value"
-    (text,) = conn.execute(f"SELECT group_concat({value}, char(10)) FROM json_each(?)", (array,)).fetchone()
-    return (text.encode() + b"\n") if text else b""
+    # A BLOB comes back as bytes: no decoding to str and encoding again with the GIL held.
+    (text,) = conn.execute(f"SELECT CAST(group_concat({value}, char(10)) || char(10) AS BLOB) FROM json_each(?)",
+                           (array,)).fetchone()
+    return text or b""
 
 
 class Sink(Protocol):
