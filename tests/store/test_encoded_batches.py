@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from flowcept.buffer import EncodedBatch, encode_batch
+from flowcept.serialize import dumps, dumps_each
 from flowcept.store.sqlite import SqliteStore
 
 
@@ -35,6 +36,21 @@ def test_lines_and_array_come_from_one_encoding():
     assert docs == orjson.loads(batch.array()) == batch.docs
     assert docs[1] == {"type": "task", "task_id": "b", "workflow_id": "w", "used": {"l": [{"k": 1}, {"k": 2}]}}
     assert batch.blobs == lines.splitlines()
+
+
+@pytest.mark.parametrize("records", [
+    [],
+    [_task("one", used={"s": ",\n,"})],
+    [_task(f"t{i}", used={"s": "a,\n,b" * i, "n": i}) for i in range(5)],
+    # A record that takes the slow path (a non-string key) among others: the batch is encoded record by record.
+    [_task("a", used={1: "int"}), _task("b", used={"s": "\n"})],
+    # A record holding an orjson.Fragment (written as it is) with the separator's text: record by record.
+    [_task("a", used={"f": orjson.Fragment(b"[1,\n,2]")}), _task("b")],
+], ids=["empty", "one", "separator-text", "slow-path", "fragment"])
+def test_each_record_encoded_alone_whatever_its_text(records):
+    """The batch is one encoder call with a newline between records, split there: strings holding newlines or the
+    separator's text, one record, none, and records that need the slow path all come out one document each."""
+    assert dumps_each(records) == [dumps(record) for record in records]
 
 
 def test_jsonl_lines_leave_data_out_but_the_array_keeps_it():
