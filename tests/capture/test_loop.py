@@ -237,6 +237,18 @@ class TestLightweightLoop:
             {"i64": 7, "f64": 0.5, "ok": True}, {"x": 3, "y": 2.5}, {}]
         assert given[0]["loss"] != given[0]["loss"]  # the caller's dicts are left alone
 
+    @pytest.mark.parametrize("items", [range(2), iter(range(2))], ids=["sized", "iterator"])
+    def test_end_iter_takes_pairs_and_refuses_the_rest(self, items):
+        """Key-value pairs are taken as dict() takes them; anything else is a TypeError that says what to pass."""
+        with Flowcept() as fc:
+            loop = FlowceptLightweightLoop(items, items_length=2)
+            for x in loop:
+                loop.end_iter([("x", x)])
+                if x == 1:
+                    with pytest.raises(TypeError, match=r"end_iter\(\) takes a dict .* not int"):
+                        loop.end_iter(5)
+        assert [t["generated"] for t in iterations(fc.workflow_id)] == [{"x": 0}, {"x": 1}]
+
     def test_end_iter_reused_dict(self):
         """One dict changed and passed again in each iteration: each record keeps its values of then."""
         values: dict = {}

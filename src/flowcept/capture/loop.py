@@ -272,7 +272,10 @@ class FlowceptLightweightLoop(FlowceptLoop):
             # A copy now, as FlowceptLoop takes: a dict reused or changed by later iterations must not end up in
             # this record as its later state. One the GC does not track holds no container, and its values are
             # checked in bulk at the chunk's end (see _records); else they are snapshotted now.
-            g = {**g}
+            try:
+                g = {**g}
+            except TypeError:
+                g = _pairs(g)
             generated[top - hint()] = snapshot_values(g) if is_tracked(g) else g
 
         self._position, self.end_iter = position, end_iter
@@ -305,7 +308,10 @@ class FlowceptLightweightLoop(FlowceptLoop):
             return offset + len(seen) - 1
 
         def end_iter(g: dict) -> None:
-            g = {**g}
+            try:
+                g = {**g}
+            except TypeError:
+                g = _pairs(g)
             generated[len(seen) - 1] = snapshot_values(g) if is_tracked(g) else g
 
         self._position, self.end_iter = position, end_iter
@@ -384,6 +390,16 @@ class FlowceptLightweightLoop(FlowceptLoop):
                 if 0 <= i < n:
                     records[i]["generated"] = g
         return records
+
+
+def _pairs(values: Any) -> dict:
+    """An ``end_iter`` argument that is not a mapping: key-value pairs, as ``dict()`` takes them, or a TypeError that
+    says what to pass."""
+    try:
+        return dict(values)
+    except (TypeError, ValueError):
+        raise TypeError(f"end_iter() takes a dict of the values the iteration produced (e.g. {{'loss': 0.1}}), "
+                        f"not {type(values).__name__}") from None
 
 
 #: Iterations of a FlowceptLightweightLoop whose records are built and queued at once.
