@@ -197,12 +197,12 @@ def _leading(queue: deque, n: int) -> list:
     """The first ``n`` items of ``queue``, which producers append to meanwhile. Copying them cannot be interrupted by
     another thread, except when the copy's allocation runs the cyclic GC and it runs a finalizer (``__del__``, a
     weakref callback): Python code, where a producer may take the GIL and append, which makes the deque's iterator
-    raise. Only the draining thread removes items, so the first ``n`` are the same after it: copy them again."""
-    while True:
-        try:
-            return list(islice(queue, n))
-        except RuntimeError:  # "deque mutated during iteration"
-            continue
+    raise. ``deque.copy()`` allocates nothing the GC counts while it iterates, so it cannot be interrupted: the
+    fallback (it copies the whole queue, not only ``n``)."""
+    try:
+        return list(islice(queue, n))
+    except RuntimeError:  # "deque mutated during iteration"
+        return list(islice(queue.copy(), n))
 
 
 class BatchBuffer:

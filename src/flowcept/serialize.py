@@ -222,12 +222,11 @@ def dumps_each(records: list) -> list[bytes]:
     record by record.
 
     The batch is one encoder call, the records separated by a newline fragment, then split at the separators: no
-    interpreted step per record, and one output buffer. (Encoding each record in its own call cost three times as
-    much: a call, and an output buffer that glibc maps on its own, per record.)"""
+    interpreted step per record, and one output buffer. (A call per record cost more: 4,920 against 3,558
+    instructions per lightweight record, docs/performance.md.)"""
     if not records:
         return []
     try:
-        # Positional default and option: a partial would rebuild its keyword arguments on every call.
         encoded = orjson.dumps(list(chain.from_iterable(zip(records, repeat(_SEPARATOR)))), _default, _OPTIONS)
     except (TypeError, orjson.JSONEncodeError):
         return [dumps(record) for record in records]
