@@ -249,6 +249,20 @@ class TestLightweightLoop:
                         loop.end_iter(5)
         assert [t["generated"] for t in iterations(fc.workflow_id)] == [{"x": 0}, {"x": 1}]
 
+    @pytest.mark.parametrize("items", [range(3), iter(range(3))], ids=["sized", "iterator"])
+    def test_end_iter_arrays_changed_in_place_keep_their_values_of_then(self, items):
+        """A numpy array (or a bytearray) holds no object the GC tracks, yet it can change: an array passed to
+        end_iter and changed in place by later iterations keeps, in each record, its values when given."""
+        np = pytest.importorskip("numpy")
+        weights = np.zeros(2)
+        with Flowcept() as fc:
+            loop = FlowceptLightweightLoop(items, items_length=3)
+            for x in loop:
+                weights += 1  # in place
+                loop.end_iter({"weights": weights})
+        assert [t["generated"]["weights"] for t in iterations(fc.workflow_id)] == [[1.0, 1.0], [2.0, 2.0],
+                                                                                     [3.0, 3.0]]
+
     def test_end_iter_reused_dict(self):
         """One dict changed and passed again in each iteration: each record keeps its values of then."""
         values: dict = {}

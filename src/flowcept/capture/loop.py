@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Iterator, Sized
-from gc import is_tracked
 from itertools import chain
 from typing import Any
 
@@ -27,7 +26,7 @@ from flowcept.capture._codegen import compile_function
 from flowcept._runtime import hostname
 from flowcept.capture._builder import end_telemetry, telemetry_sampler
 from flowcept.ids import new_id
-from flowcept.serialize import (IMMUTABLE_TYPES, finish_snapshots, snapshot, snapshot_expression,
+from flowcept.serialize import (IMMUTABLE_TYPES, SCALAR_TYPES, finish_snapshots, snapshot, snapshot_expression,
                                 snapshot_values)
 
 logger = logging.getLogger("flowcept")
@@ -264,19 +263,24 @@ class FlowceptLightweightLoop(FlowceptLoop):
         start, size, part, hint = 0, 0, (), None
         top = -1  # index of the chunk's last item in the chunk: the current one is top - hint()
         generated: dict = {}  # index in the chunk -> end_iter dict
+        scalars = SCALAR_TYPES
 
         def position() -> int:
             return start + top - hint()
 
         def end_iter(g: dict) -> None:
             # A copy now, as FlowceptLoop takes: a dict reused or changed by later iterations must not end up in
-            # this record as its later state. One the GC does not track holds no container, and its values are
-            # checked in bulk at the chunk's end (see _records); else they are snapshotted now.
+            # this record as its later state. Values that cannot change (numbers, strings) are checked for NaN in
+            # bulk at the chunk's end (see _records); any other value (a list, an array) is snapshotted now.
             try:
                 g = {**g}
             except TypeError:
                 g = _pairs(g)
-            generated[top - hint()] = snapshot_values(g) if is_tracked(g) else g
+            for v in g.values():
+                if type(v) not in scalars:
+                    g = snapshot_values(g)
+                    break
+            generated[top - hint()] = g
 
         self._position, self.end_iter = position, end_iter
         try:
@@ -302,6 +306,7 @@ class FlowceptLightweightLoop(FlowceptLoop):
         offset = 0
         push = seen.append
         generated: dict = {}  # index in the chunk -> end_iter dict
+        scalars = SCALAR_TYPES
         complete = False
 
         def position() -> int:
@@ -312,7 +317,11 @@ class FlowceptLightweightLoop(FlowceptLoop):
                 g = {**g}
             except TypeError:
                 g = _pairs(g)
-            generated[len(seen) - 1] = snapshot_values(g) if is_tracked(g) else g
+            for v in g.values():
+                if type(v) not in scalars:
+                    g = snapshot_values(g)
+                    break
+            generated[len(seen) - 1] = g
 
         self._position, self.end_iter = position, end_iter
         group = self.group_id
