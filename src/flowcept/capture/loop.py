@@ -263,24 +263,12 @@ class FlowceptLightweightLoop(FlowceptLoop):
         start, size, part, hint = 0, 0, (), None
         top = -1  # index of the chunk's last item in the chunk: the current one is top - hint()
         generated: dict = {}  # index in the chunk -> end_iter dict
-        scalars = SCALAR_TYPES
 
         def position() -> int:
             return start + top - hint()
 
         def end_iter(g: dict) -> None:
-            # A copy now, as FlowceptLoop takes: a dict reused or changed by later iterations must not end up in
-            # this record as its later state. Values that cannot change (numbers, strings) are checked for NaN in
-            # bulk at the chunk's end (see _records); any other value (a list, an array) is snapshotted now.
-            try:
-                g = {**g}
-            except TypeError:
-                g = _pairs(g)
-            for v in g.values():
-                if type(v) not in scalars:
-                    g = snapshot_values(g)
-                    break
-            generated[top - hint()] = g
+            generated[top - hint()] = _given(g)
 
         self._position, self.end_iter = position, end_iter
         try:
@@ -306,22 +294,13 @@ class FlowceptLightweightLoop(FlowceptLoop):
         offset = 0
         push = seen.append
         generated: dict = {}  # index in the chunk -> end_iter dict
-        scalars = SCALAR_TYPES
         complete = False
 
         def position() -> int:
             return offset + len(seen) - 1
 
         def end_iter(g: dict) -> None:
-            try:
-                g = {**g}
-            except TypeError:
-                g = _pairs(g)
-            for v in g.values():
-                if type(v) not in scalars:
-                    g = snapshot_values(g)
-                    break
-            generated[len(seen) - 1] = g
+            generated[len(seen) - 1] = _given(g)
 
         self._position, self.end_iter = position, end_iter
         group = self.group_id
@@ -399,6 +378,21 @@ class FlowceptLightweightLoop(FlowceptLoop):
                 if 0 <= i < n:
                     records[i]["generated"] = g
         return records
+
+
+def _given(values: dict) -> dict:
+    """An ``end_iter`` dict as it is now, as FlowceptLoop takes it: a dict reused or changed by later iterations must
+    not end up in its record as its later state. Values that cannot change (numbers, strings) are kept, their floats
+    checked for NaN in bulk when the chunk is queued (see ``_records``); any other value (a list, an array) is
+    snapshotted now."""
+    try:
+        copy = {**values}
+    except TypeError:
+        copy = _pairs(values)
+    for value in copy.values():
+        if type(value) not in SCALAR_TYPES:
+            return snapshot_values(copy)
+    return copy
 
 
 def _pairs(values: Any) -> dict:
