@@ -349,7 +349,8 @@ def _keyless(cls: type) -> bool:
 def _clean(records: list, rules: Rules) -> bool:
     """True when no record of the batch holds a secret key (at any depth of :data:`FIELDS`) nor an object whose
     keys only its encoding would show. Walks level by level over the whole batch: each level costs a few C-level
-    passes (``set.issuperset`` over the keys, ``map(type, ...)`` over the values), however many records.
+    passes (the union of its dicts' keys compared with the keys known safe, ``map(type, ...)`` over the values),
+    however many records.
 
     A dict the cyclic GC does not track holds no dict, list or Python object (CPython tracks a dict as soon as it
     holds one), so the level below it needs no look: the usual ``{"x": 1}`` ends the walk without a pass over its
@@ -375,14 +376,17 @@ def _clean(records: list, rules: Rules) -> bool:
             values = list(chain.from_iterable(compress(values, map(_SEQUENCES.__contains__, types))))
         if not dicts:
             return True
-        if not safe.issuperset(chain.from_iterable(dicts)):
-            if any(map(rules.is_secret, set(chain.from_iterable(dicts)).difference(safe))):
+        # One set of the level's keys (a C loop over each dict, reusing the keys' cached hashes), then one set
+        # comparison: cheaper than a lookup in `safe` per key, and a batch's keys are mostly the same few names.
+        keys = set().union(*dicts)
+        if not safe.issuperset(keys):
+            if any(map(rules.is_secret, keys.difference(safe))):
                 return False
-        if not any(map(gc.is_tracked, dicts)):
+        # Only the dicts the GC tracks can hold something below them (see above).
+        tracked = list(filter(gc.is_tracked, dicts))
+        if not tracked:
             return True  # the usual end: only atomic values below this level
-        if _SCALARS.issuperset(map(type, chain.from_iterable(map(dict.values, dicts)))):
-            return True
-        values = list(chain.from_iterable(map(dict.values, dicts)))
+        values = list(chain.from_iterable(map(dict.values, tracked)))
     return False
 
 

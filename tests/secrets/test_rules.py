@@ -160,9 +160,11 @@ class TestQuickCheck:
         assert not _clean([{"type": "task", "used": {"x": [{"token": "t"}]}}], DEFAULT)
         assert not _clean([{"type": "task", "used": {"x": ({"token": "t"},)}}], DEFAULT)
 
-    def test_object_converted_only_when_encoded_is_redacted(self):
-        """A NumPy object array is not tracked by the GC, so the dict holding it passes the quick check; its
-        encoding turns it into a list of dicts, and the buffer then redacts the batch thoroughly before writing."""
+    @pytest.mark.parametrize("depth", [1, 2])
+    def test_object_converted_only_when_encoded_is_redacted(self, depth):
+        """A NumPy object array is not tracked by the GC, so the dict holding it passes the quick check (at the
+        first level, or below a dict the GC tracks, where only the tracked dicts are looked into); its encoding turns
+        it into a list of dicts, and the buffer then redacts the batch thoroughly before writing."""
         import numpy as np
 
         from flowcept.buffer import BatchBuffer
@@ -182,13 +184,17 @@ class TestQuickCheck:
 
         array = np.array([{"api_key": "AKIA123", "n": 1}], dtype=object)
         used = {"arr": array, "x": 1}  # untracked by CPython's GC (3.11-3.13): the quick check passes it
+        if depth == 2:
+            used = {"cfg": used, "tracked": [1]}
         sink = Sink()
         buffer = BatchBuffer([sink], batch_size=10, flush_interval_secs=0.01, redactor=Redactor(True, REDACT_KEYS))
         buffer.extend([{"type": "task", "task_id": "a", "used": used}])
         assert buffer.flush(timeout=10)
         buffer.extend([{"type": "task", "task_id": "b", "used": {"password": "p"}}])
         assert buffer.close(timeout=10)
-        assert [r["used"] for r in sink.records] == [{"arr": [{"api_key": REDACTED, "n": 1}], "x": 1},
-                                                     {"password": REDACTED}]
+        expected = {"arr": [{"api_key": REDACTED, "n": 1}], "x": 1}
+        if depth == 2:
+            expected = {"cfg": expected, "tracked": [1]}
+        assert [r["used"] for r in sink.records] == [expected, {"password": REDACTED}]
         assert [r.get("redacted") for r in sink.records] == [1, 1]
         assert buffer.redacted == 2 and buffer.dropped == 0 and array[0]["api_key"] == "AKIA123"
