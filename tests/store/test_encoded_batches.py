@@ -41,14 +41,14 @@ def test_lines_and_array_come_from_one_encoding():
 @pytest.mark.parametrize("records", [
     [],
     [_task("one", used={"s": ",\n,"})],
-    [_task(f"t{i}", used={"s": "a,\n,b" * i, "n": i}) for i in range(5)],
+    [_task(f"t{i}", used={"s": "a," + "\n" * 8 + ",b" * i, "n": i}) for i in range(5)],
     # A record that takes the slow path (a non-string key) among others: the batch is encoded record by record.
     [_task("a", used={1: "int"}), _task("b", used={"s": "\n"})],
     # A record holding an orjson.Fragment (written as it is) with the separator's text: record by record.
-    [_task("a", used={"f": orjson.Fragment(b"[1,\n,2]")}), _task("b")],
+    [_task("a", used={"f": orjson.Fragment(b"[1," + b"\n" * 8 + b",2]")}), _task("b")],
 ], ids=["empty", "one", "separator-text", "slow-path", "fragment"])
 def test_each_record_encoded_alone_whatever_its_text(records):
-    """The batch is one encoder call with a newline between records, split there: strings holding newlines or the
+    """The batch is one encoder call with newlines between records, split there: strings holding newlines or the
     separator's text, one record, none, and records that need the slow path all come out one document each."""
     assert dumps_each(records) == [dumps(record) for record in records]
 
