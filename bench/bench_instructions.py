@@ -55,6 +55,12 @@ with Flowcept(workflow_name="bench_instructions") as controller:
 """
 
 
+def callgrind_total(path: str) -> int:
+    """The instructions counted in one callgrind output file."""
+    with open(path) as f:
+        return int(re.search(r"^(?:summary|totals): (\d+)", f.read(), re.M).group(1))
+
+
 def count(tree: str, bursts: int, seed: int) -> dict[str, float]:
     """Instructions per call on the main thread for each case (the bare call included), for the code in ``tree``,
     with string hashing seeded by ``seed`` (dict inserts probe differently with each seed)."""
@@ -69,8 +75,7 @@ def count(tree: str, bursts: int, seed: int) -> dict[str, float]:
         totals = {}
         for path in glob.glob(f"{out}/cg.*.*-01"):  # main thread, one file per dump
             dump = int(re.search(r"\.(\d+)-01$", path).group(1))
-            with open(path) as f:
-                totals[dump] = int(re.search(r"^(?:summary|totals): (\d+)", f.read(), re.M).group(1))
+            totals[dump] = callgrind_total(path)
         # Dump 1 is startup and warm-up; dumps 2.. are the cases in order.
         return {name: totals[i + 2] / (bursts * 1000) for i, name in enumerate(names)}
     finally:

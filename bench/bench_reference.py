@@ -25,12 +25,13 @@ import concurrent.futures
 import glob
 import json
 import os
-import re
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+
+from bench_instructions import callgrind_total
 
 #: bench_core.py's capture cases run here (the same functions, imported by both interpreters), with the issue's
 #: target ratio for each.
@@ -90,8 +91,7 @@ def block_instructions(python: str, case: str, calls: int, env: dict) -> tuple[i
         result = run_case(python, case, calls, {**env, "PYTHONHASHSEED": "0"},
                           ("valgrind", "--tool=callgrind", "--dump-before=getppid", f"--callgrind-out-file={out}/cg"))
         (part,) = glob.glob(f"{out}/cg.2")  # dump 1: startup; dump 2: the block
-        with open(part) as f:
-            return int(re.search(r"^(?:summary|totals): (\d+)", f.read(), re.M).group(1)), result["tasks"]
+        return callgrind_total(part), result["tasks"]
     finally:
         shutil.rmtree(out, ignore_errors=True)
 

@@ -41,7 +41,7 @@ def test_lines_and_array_come_from_one_encoding():
 @pytest.mark.parametrize("records", [
     [],
     [_task("one", used={"s": ",\n,"})],
-    [_task(f"t{i}", used={"s": "a," + "\n" * 8 + ",b" * i, "n": i}) for i in range(5)],
+    [_task(f"t{i}", used={"s": ("a," + "\n" * 8 + ",b") * i, "n": i}) for i in range(5)],
     # A record that takes the slow path (a non-string key) among others: the batch is encoded record by record.
     [_task("a", used={1: "int"}), _task("b", used={"s": "\n"})],
     # A record holding an orjson.Fragment (written as it is) with the separator's text: record by record.
