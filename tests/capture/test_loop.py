@@ -280,6 +280,24 @@ class TestLightweightLoop:
         assert [t["generated"] for t in its] == [{"x": 0, "name": "n0"}, {"x": 1, "name": "n1"},
                                                  {"x": 2, "name": "n2", "late": [1]}]
 
+    @pytest.mark.parametrize("kind", ["range", "iterator"])
+    def test_exact_chunks_early_end_iter_and_empty_dict(self, kind):
+        """A loop of exactly two chunks records each iteration once; end_iter before the first iteration attaches
+        nothing (and does not raise); an empty dict is kept as given."""
+        n = 2 * CHUNK
+        with Flowcept() as fc:
+            loop = FlowceptLightweightLoop(range(n) if kind == "range" else iter(range(n)), items_length=n)
+            running = iter(loop)
+            loop.end_iter({"early": True})
+            assert loop.get_current_iteration_id() is None
+            for x in running:
+                loop.end_iter({} if x == 5 else {"x": x})
+        its = iterations(fc.workflow_id)
+        assert [t["used"] for t in its] == [{"i": i, "item": i} for i in range(n)]
+        assert [t["generated"] for t in its] == [{} if i == 5 else {"x": i} for i in range(n)]
+        assert [t["task_id"] for t in its] == [f"{loop.group_id}_{i}" for i in range(n)]
+        assert not any("custom_metadata" in t for t in its)
+
     @pytest.mark.parametrize("kind", ["list", "tuple", "range", "iterator"])
     @pytest.mark.parametrize("stop_at", [None, 2 * CHUNK + 6, CHUNK - 1, CHUNK])
     def test_end_iter_across_chunks_and_break(self, kind, stop_at):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Iterator, Sized
-from itertools import chain
+from itertools import chain, repeat
 from typing import Any
 
 from flowcept import context as _ctx
@@ -225,18 +225,18 @@ class FlowceptLightweightLoop(FlowceptLoop):
                         f"length: pass items_length=<number of items> (or use FlowceptLoop).")
 
     def __init__(self, *args: Any, **kwargs: Any):
-        self._position = None  # while iterating: a callable giving the current iteration's index
+        self._run: _Run | None = None  # while iterating: where the loop is, and the end_iter dicts of its chunk
         super().__init__(*args, **kwargs)
 
     def get_current_iteration_id(self) -> str | None:
-        position = self._position
-        if position is None:
+        run = self._run
+        if run is None:
             return None
-        i = position()
+        i = run.start + run.index()
         return f"{self.group_id}_{i}" if i >= 0 else None
 
     def end_iter(self, generated: dict) -> None:
-        """Attach ``generated`` to the current iteration (replaced per loop run by a faster closure)."""
+        """Attach ``generated`` to the current iteration (replaced while the loop runs by its run's ``end_iter``)."""
 
     def __iter__(self) -> Iterator:
         scope = _active_scope(self.capture_enabled)
@@ -251,82 +251,69 @@ class FlowceptLightweightLoop(FlowceptLoop):
         parent = self.parent_task_id or _parent_var.get()
         items = self._items
         hook = self._on_iteration if type(self)._on_iteration is not FlowceptLoop._on_iteration else None
+        run = self._run = _Run()
+        self.end_iter = run.end_iter
         if hook is None and type(items) in _INDEXABLE:
-            return chain.from_iterable(self._chunks(scope, items, parent))
-        return self._iterate(scope, items, parent, hook)
+            return chain.from_iterable(self._chunks(scope, items, parent, run))
+        return self._iterate(scope, items, parent, hook, run)
 
-    def _chunks(self, scope, items, parent: str | None) -> Iterator:
+    def _chunks(self, scope, items, parent: str | None, run: _Run) -> Iterator:
         """The fast path: the C iterators of the chunks, one after the other (``chain`` runs the items without a
         Python step). The chain asks for the next chunk when one is done, and drops this generator, which closes it,
         when the loop is left; each chunk's length hint tells how far it got."""
         total = len(items)
         start, size, part, hint = 0, 0, (), None
-        top = -1  # index of the chunk's last item in the chunk: the current one is top - hint()
-        generated: dict = {}  # index in the chunk -> end_iter dict
-
-        def position() -> int:
-            return start + top - hint()
-
-        def end_iter(g: dict) -> None:
-            generated[top - hint()] = _given(g)
-
-        self._position, self.end_iter = position, end_iter
         try:
             while start < total:
                 part = items[start:start + CHUNK]
                 size = len(part)
-                top = size - 1
                 it = iter(part)
-                hint = it.__length_hint__
+                hint = run.count(start, size, it)
                 yield it
-                self._publish(scope, part, start, generated, parent, True)
+                self._publish(scope, part, start, run.generated, parent, True)
                 start += size
                 hint = None
         finally:
             self._stop_run()
             ran = size - hint() if hint is not None else 0
             if ran:
-                self._publish(scope, part[:ran], start, generated, parent, False)
+                self._publish(scope, part[:ran], start, run.generated, parent, False)
 
-    def _iterate(self, scope, items, parent: str | None, hook) -> Iterator:
-        """Any iterable, or a loop with an iteration hook: one Python step per item."""
+    def _iterate(self, scope, items, parent: str | None, hook, run: _Run) -> Iterator:
+        """Any iterable, or a loop with an iteration hook: one Python step per item, counted by a range iterator that
+        ``zip`` advances before each item (it stops the chunk after CHUNK items without reading one more)."""
         seen: list = []
         offset = 0
-        push = seen.append
-        generated: dict = {}  # index in the chunk -> end_iter dict
-        complete = False
-
-        def position() -> int:
-            return offset + len(seen) - 1
-
-        def end_iter(g: dict) -> None:
-            generated[len(seen) - 1] = _given(g)
-
-        self._position, self.end_iter = position, end_iter
         group = self.group_id
+        items = iter(items)
+        complete = False
         try:
-            for item in items:
-                if len(seen) >= CHUNK:
-                    self._publish(scope, seen, offset, generated, parent, True)
-                    offset += len(seen)
-                    seen.clear()
-                if hook is not None:
-                    hook(f"{group}_{offset + len(seen)}")
-                push(item)
-                yield item
+            while True:
+                counter = iter(range(CHUNK))
+                run.count(offset, CHUNK, counter)
+                for _, item in zip(counter, items):
+                    if hook is not None:
+                        hook(f"{group}_{offset + len(seen)}")
+                    seen.append(item)
+                    yield item
+                if len(seen) < CHUNK:
+                    break
+                self._publish(scope, seen, offset, run.generated, parent, True)
+                offset += CHUNK
+                seen = []
             complete = True
         finally:
             self._stop_run()
             if seen:
-                self._publish(scope, seen, offset, generated, parent, complete)
+                self._publish(scope, seen, offset, run.generated, parent, complete)
 
     def _stop_run(self) -> None:
-        self._position = None
+        self._run = None
         self.__dict__.pop("end_iter", None)
 
-    def _publish(self, scope, items, offset: int, generated: dict, parent: str | None, complete: bool) -> None:
-        """Queue the records of ``items``, the iterations from ``offset`` on, with ``generated`` ({index in
-        ``items``: end_iter dict}); ``generated`` is emptied."""
+    def _publish(self, scope, items, offset: int, generated: list, parent: str | None, complete: bool) -> None:
+        """Queue the records of ``items``, the iterations from ``offset`` on, with ``generated`` (their end_iter
+        dicts, in order; None where end_iter was not called)."""
         try:
             records = self._records(scope, items, offset, generated, parent)
             if not complete:
@@ -335,64 +322,91 @@ class FlowceptLightweightLoop(FlowceptLoop):
             report_internal_error("building loop records", exc)
         else:
             _deliver(scope, records)
-        generated.clear()
 
-    def _records(self, scope, items, offset: int, generated: dict, parent: str | None) -> list:
-        base = {"type": "task", "workflow_id": self.workflow_id or scope.workflow_id, "campaign_id": scope.campaign_id,
-                "activity_id": f"{self.loop_name}_iteration", "group_id": self.group_id, "subtype": "iteration",
-                "status": "FINISHED"}
-        if parent is not None:
-            base["parent_task_id"] = parent
-        prefix = self.group_id + "_"
+    def _records(self, scope, items, offset: int, generated: list, parent: str | None) -> list:
+        n = len(items)
+        given = generated[:n]  # (the list's last slot is not an iteration's: see _Run.count)
+        every = all(given)  # an empty dict counts as missing here: the other path attaches it
+        present = given if every else [g for g in given if g is not None]
+        if present:
+            finish_snapshots(present)
+        static = {"type": "task", "workflow_id": self.workflow_id or scope.workflow_id,
+                  "campaign_id": scope.campaign_id, "activity_id": f"{self.loop_name}_iteration",
+                  "group_id": self.group_id, "subtype": "iteration", "status": "FINISHED", "parent_task_id": parent}
+        base = {k: v for k, v in static.items() if v is not None}
+        # The keys filled in below are in the copies already, so that filling them replaces a value.
+        base.update(dict.fromkeys(("task_id", "used", "generated") if every else ("task_id", "used")))
+        # Every dict is made first, while none holds another (the cyclic GC does not track them yet): the
+        # collections that making them sets off have no record to scan.
+        records = list(map(dict.copy, repeat(base, n)))
         item_name = self.item_name
-        copy = base.copy
-        records: list = []
-        add = records.append
         if type(items) is range:  # ints: nothing to snapshot
-            for i, item in enumerate(items, offset):
-                rec = copy()
-                rec["task_id"] = prefix + str(i)
-                rec["used"] = {"i": i, item_name: item}
-                add(rec)
+            used = [{"i": i, item_name: item} for i, item in enumerate(items, offset)]
         else:
             # Items are snapshotted here, once per chunk (floats checked for NaN, infinities).
             immutable = IMMUTABLE_TYPES
-            for i, item in enumerate(items, offset):
-                rec = copy()
+            used = [{"i": i, item_name: item if type(item) in immutable or (
+                type(item) is float and item - item == 0.0) else snapshot(item)}
+                for i, item in enumerate(items, offset)]
+        prefix = self.group_id + "_"
+        indexes = range(offset, offset + n)
+        if every:
+            for rec, i, u, g in zip(records, indexes, used, given):
                 rec["task_id"] = prefix + str(i)
-                rec["used"] = {"i": i, item_name: item if type(item) in immutable or (
-                    type(item) is float and item - item == 0.0) else snapshot(item)}
-                add(rec)
-        if not generated:
-            return records
-        given = list(generated.values())
-        finish_snapshots(given)
-        n = len(records)
-        # Keys are indexes in the chunk, in ascending order; only an end_iter closure kept and called after its
-        # loop ended (or from another thread between chunks) could add one outside it.
-        if len(given) == n and next(iter(generated)) == 0 and next(reversed(generated)) == n - 1:
-            for rec, g in zip(records, given):  # end_iter called in every iteration
+                rec["used"] = u
                 rec["generated"] = g
-        else:
-            for i, g in generated.items():
-                if 0 <= i < n:
-                    records[i]["generated"] = g
+            return records
+        for rec, i, u in zip(records, indexes, used):
+            rec["task_id"] = prefix + str(i)
+            rec["used"] = u
+        if present:
+            for rec, g in zip(records, given):
+                if g is not None:
+                    rec["generated"] = g
         return records
 
 
-def _given(values: dict) -> dict:
-    """An ``end_iter`` dict as it is now, as FlowceptLoop takes it: a dict reused or changed by later iterations must
-    not end up in its record as its later state. Values that cannot change (numbers, strings) are kept, their floats
-    checked for NaN in bulk when the chunk is queued (see ``_records``); any other value (a list, an array) is
-    snapshotted now."""
-    try:
-        copy = {**values}
-    except TypeError:
-        copy = _pairs(values)
-    for value in copy.values():
-        if type(value) not in SCALAR_TYPES:
-            return snapshot_values(copy)
-    return copy
+class _Run:
+    """One run of a lightweight loop: the running iteration's place, and the ``end_iter`` dicts of its chunk.
+
+    The running iteration is ``index()`` in the chunk that starts at iteration ``start``: the iterator counting the
+    chunk's iterations (set by :meth:`count`) has ``hint()`` left of ``top + 1``. Reading it costs one C call, so
+    the loop itself takes no step to keep count."""
+
+    __slots__ = ("start", "top", "hint", "generated")
+
+    def __init__(self):
+        self.start, self.top, self.hint = 0, -1, int  # int() is 0: no iteration runs yet
+        # The chunk's end_iter dicts by index in the chunk (None: not called), and one slot more (see count).
+        self.generated: list = [None]
+
+    def count(self, start: int, size: int, iterator: Iterator) -> Any:
+        """Count a chunk of ``size`` iterations from ``start`` with ``iterator`` (unstarted); returns its length
+        hint."""
+        self.start, self.top, self.hint = start, size - 1, iterator.__length_hint__
+        # One slot more than the chunk has iterations: end_iter before the first one (index -1) lands there, and is
+        # not read (see _records).
+        self.generated = [None] * (size + 1)
+        return self.hint
+
+    def index(self) -> int:
+        """The running iteration's index in its chunk (-1 before the first)."""
+        return self.top - self.hint()
+
+    def end_iter(self, values: dict) -> None:
+        """Keep ``values`` as they are now, as FlowceptLoop takes them: a dict reused or changed by later iterations
+        must not end up in its record as its later state. Values that cannot change (numbers, strings) are kept,
+        their floats checked for NaN in bulk when the chunk is queued (see ``_records``); any other value (a list, an
+        array) is snapshotted now."""
+        try:
+            copy = {**values}
+        except TypeError:
+            copy = _pairs(values)
+        for key in copy:  # the keys, not a values view: one object less to make
+            if type(copy[key]) not in SCALAR_TYPES:
+                copy = snapshot_values(copy)
+                break
+        self.generated[self.top - self.hint()] = copy
 
 
 def _pairs(values: Any) -> dict:
