@@ -82,9 +82,6 @@ def _default(obj: Any) -> Any:
 
 #: Types captured as they are, without a snapshot. Floats are not among them: NaN and infinities are encoded.
 IMMUTABLE_TYPES = _IMMUTABLE = frozenset({int, str, bool, type(None), bytes, complex})
-#: Values that cannot change once captured: :data:`IMMUTABLE_TYPES` and floats (whose NaN and infinities still need
-#: their stored form, see :func:`finish_snapshots`).
-SCALAR_TYPES = _IMMUTABLE | {float}
 ARRAY_INLINE_MAX = 1000  # arrays and tensors up to this many elements are stored as lists; larger ones summarized
 
 
@@ -156,25 +153,6 @@ def snapshot_values(values: dict) -> dict:
         if type(value) not in immutable and not (type(value) is float and value - value == 0.0):
             values[key] = snapshot(value)
     return values
-
-
-def finish_snapshots(copies: list) -> None:
-    """Finish, in place, the snapshots of dict copies taken without a look at their values when all of them were of
-    :data:`SCALAR_TYPES` (nothing in them can change later); the others were snapshotted with
-    :func:`snapshot_values` when copied. NaN and infinities still need their stored form.
-
-    One encoder call checks them all in the common case: orjson writes NaN and infinities as ``null``, so output
-    without ``:null`` means there is nothing to do (with ``null`` in it, or an error from orjson, each copy of
-    scalars is looked at)."""
-    try:
-        if b":null" not in orjson.dumps(copies):
-            return
-    except (TypeError, orjson.JSONEncodeError):
-        pass
-    scalars = SCALAR_TYPES
-    for values in copies:
-        if scalars.issuperset(map(type, values.values())):
-            snapshot_values(values)
 
 
 def _array_snapshot(array: Any) -> Any:

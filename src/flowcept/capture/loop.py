@@ -26,8 +26,7 @@ from flowcept.capture._codegen import compile_function
 from flowcept._runtime import hostname
 from flowcept.capture._builder import end_telemetry, telemetry_sampler
 from flowcept.ids import new_id
-from flowcept.serialize import (IMMUTABLE_TYPES, SCALAR_TYPES, finish_snapshots, snapshot, snapshot_expression,
-                                snapshot_values)
+from flowcept.serialize import IMMUTABLE_TYPES, snapshot, snapshot_expression, snapshot_values
 
 logger = logging.getLogger("flowcept")
 
@@ -328,8 +327,6 @@ class FlowceptLightweightLoop(FlowceptLoop):
         given = generated[:n]  # (the list's last slot is not an iteration's: see _Run.count)
         every = all(given)  # an empty dict counts as missing here: the other path attaches it
         present = given if every else [g for g in given if g is not None]
-        if present:
-            finish_snapshots(present)
         static = {"type": "task", "workflow_id": self.workflow_id or scope.workflow_id,
                   "campaign_id": scope.campaign_id, "activity_id": f"{self.loop_name}_iteration",
                   "group_id": self.group_id, "subtype": "iteration", "status": "FINISHED", "parent_task_id": parent}
@@ -395,15 +392,15 @@ class _Run:
 
     def end_iter(self, values: dict) -> None:
         """Keep ``values`` as they are now, as FlowceptLoop takes them: a dict reused or changed by later iterations
-        must not end up in its record as its later state. Values that cannot change (numbers, strings) are kept,
-        their floats checked for NaN in bulk when the chunk is queued (see ``_records``); any other value (a list, an
-        array) is snapshotted now."""
+        must not end up in its record as its later state. A copy holding only values that cannot change (numbers,
+        strings; finite floats) is kept as it is; any other (a list, an array, NaN) is snapshotted now."""
         try:
             copy = {**values}
         except TypeError:
             copy = _pairs(values)
         for key in copy:  # the keys, not a values view: one object less to make
-            if type(copy[key]) not in SCALAR_TYPES:
+            value = copy[key]
+            if type(value) not in IMMUTABLE_TYPES and not (type(value) is float and value - value == 0.0):
                 copy = snapshot_values(copy)
                 break
         self.generated[self.top - self.hint()] = copy
