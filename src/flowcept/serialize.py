@@ -113,12 +113,16 @@ def _summary(value: Any) -> dict:
 def snapshot(value: Any) -> Any:
     """``value`` as it is now, safe from later mutation: containers are copied (recursively), arrays and tensors
     become lists (or, past :data:`ARRAY_INLINE_MAX` elements, a ``{type, shape, dtype}`` summary). Other objects
-    are kept as they are and converted when their batch is encoded. Never raises (a cyclic container, or an
-    object whose attribute lookup fails, becomes its placeholder string)."""
+    are kept as they are and converted when their batch is encoded. Never raises: a value that cannot be copied (a
+    cyclic container, an object whose attribute lookup fails) becomes its placeholder string; in a dict, that value
+    alone."""
+    if type(value) is dict and len(value) <= RUNTIME.max_snapshot_items:  # the common case
+        return snapshot_values(value.copy())
+    return _snapshot_or_placeholder(value)
+
+
+def _snapshot_or_placeholder(value: Any) -> Any:
     try:
-        if type(value) is dict and len(value) <= RUNTIME.max_snapshot_items:  # the common case, a call less
-            return {k: v if type(v) in _IMMUTABLE or (type(v) is float and v - v == 0.0) else _snapshot(v)
-                    for k, v in value.items()}
         return _snapshot(value)
     except Exception:  # noqa: BLE001 - capture must never break the user's call
         report_internal_error("snapshot of a value", None)
@@ -147,11 +151,12 @@ def _snapshot(value: Any) -> Any:
 
 
 def snapshot_values(values: dict) -> dict:
-    """Snapshot each value of a dict the caller owns, in place (see :func:`snapshot`); returns it."""
-    immutable = _IMMUTABLE
-    for key, value in values.items():
-        if type(value) not in immutable and not (type(value) is float and value - value == 0.0):
-            values[key] = snapshot(value)
+    """Snapshot each value of a dict the caller owns, in place (see :func:`snapshot`); returns it. A dict of numbers
+    and strings only is looked at and kept: no copy of it is made."""
+    for key in values:  # only values are replaced: the dict keeps its size while it is iterated
+        value = values[key]
+        if type(value) not in _IMMUTABLE and not (type(value) is float and value - value == 0.0):
+            values[key] = _snapshot_or_placeholder(value)
     return values
 
 

@@ -76,6 +76,28 @@ class TestHostileInput:
         assert tasks["manual"]["used"] == {"v": "NaN"} and tasks["manual"]["generated"] == {"w": 2.5}
         assert capture_warning_count() - before == 7
 
+    def test_a_cyclic_value_becomes_its_placeholder_alone(self, backend):
+        """A value that cannot be copied (a list holding itself) is stored as its placeholder string; the other
+        values of its dict are kept, the call returns its value, one capture error is counted."""
+        from flowcept._internal_errors import capture_error_count
+
+        @flowcept_task
+        def cyclic(d):
+            return d["a"]
+
+        loop: list = [1]
+        loop.append(loop)
+        before = capture_error_count()
+        with Flowcept(workflow_name="cyclic") as fc:
+            assert cyclic({"a": 1, "loop": loop, "b": [2.5]}) == 1
+            FlowceptTask(activity_id="manual", used={"loop": loop, "c": {"d": 3}}).send()
+        tasks = _stored(fc.workflow_id)
+        placeholder = f"list_instance_id_{id(loop)}"
+        assert tasks["cyclic"]["used"] == {"d": {"a": 1, "loop": placeholder, "b": [2.5]}}
+        assert tasks["cyclic"]["generated"] == {"arg_0": 1}
+        assert tasks["manual"]["used"] == {"loop": placeholder, "c": {"d": 3}}
+        assert capture_error_count() - before == 2
+
     def test_large_containers_are_summarized(self, backend, tmp_path, monkeypatch):
         """Past instrumentation.max_snapshot_items a container is stored as {type, length, head}, counted."""
         from tests.conftest import write_settings
