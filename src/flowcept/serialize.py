@@ -150,14 +150,22 @@ def _snapshot(value: Any) -> Any:
     return value
 
 
-def snapshot_values(values: dict) -> dict:
-    """Snapshot each value of a dict the caller owns, in place (see :func:`snapshot`); returns it. A dict of numbers
-    and strings only is looked at and kept: no copy of it is made."""
-    for key in values:  # only values are replaced: the dict keeps its size while it is iterated
-        value = values[key]
+def snapshot_values(values: dict) -> Any:
+    """The values of a dict the caller owns, each snapshotted (see :func:`snapshot`): the dict itself when all are
+    numbers and strings (no copy made), else a new dict. Never raises: a value that cannot be copied becomes its
+    placeholder string, and a dict whose keys can no longer be hashed (a key object changed after insertion) its
+    own."""
+    for value in values.values():  # values, not keys: a key's hash may have changed since it was inserted
         if type(value) not in _IMMUTABLE and not (type(value) is float and value - value == 0.0):
-            values[key] = _snapshot_or_placeholder(value)
-    return values
+            break
+    else:
+        return values
+    try:
+        return {k: v if type(v) in _IMMUTABLE or (type(v) is float and v - v == 0.0) else _snapshot_or_placeholder(v)
+                for k, v in values.items()}
+    except Exception:  # noqa: BLE001 - capture must never break the user's call
+        report_internal_error("snapshot of a value", None)
+        return placeholder(values)
 
 
 def _array_snapshot(array: Any) -> Any:

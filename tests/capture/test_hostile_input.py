@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 import subprocess
 import sys
 import textwrap
@@ -32,6 +33,13 @@ def fixture_backend(request, monkeypatch):
             yield "postgres"
         finally:
             reset()
+
+
+@dataclass(unsafe_hash=True)
+class Point:
+    """A key object whose hash follows its field: changed after insertion, it is no longer found by hashing."""
+
+    x: int
 
 
 def _stored(workflow_id: str) -> dict:
@@ -97,6 +105,34 @@ class TestHostileInput:
         assert tasks["cyclic"]["generated"] == {"arg_0": 1}
         assert tasks["manual"]["used"] == {"loop": placeholder, "c": {"d": 3}}
         assert capture_error_count() - before == 2
+
+    def test_a_key_changed_after_insertion_is_stored_as_its_text(self, backend):
+        """A dict key whose hash changed after it was inserted (a mutable key object changed later) never breaks the
+        user's call, in any capture method: the dict is stored with the key as its text."""
+        def moved() -> dict:
+            key = Point(1)
+            d = {key: "a", "b": [2]}
+            key.x = 2
+            return d
+
+        @flowcept_task
+        def keyed(d):
+            return 1
+
+        with Flowcept(workflow_name="moved") as fc:
+            assert keyed(moved()) == 1
+            FlowceptTask(activity_id="manual", used=moved()).send()
+            for cls in (FlowceptLoop, FlowceptLightweightLoop):
+                loop = cls([moved()], loop_name=cls.__name__)
+                for _ in loop:
+                    loop.end_iter(moved())
+        tasks = _stored(fc.workflow_id)
+        stored = {"Point(x=2)": "a", "b": [2]}
+        assert tasks["keyed"]["used"] == {"d": stored}
+        assert tasks["manual"]["used"] == stored
+        for name in ("FlowceptLoop", "FlowceptLightweightLoop"):
+            task = tasks[f"{name}_iteration"]
+            assert (task["used"], task["generated"]) == ({"i": 0, "item": stored}, stored)
 
     def test_large_containers_are_summarized(self, backend, tmp_path, monkeypatch):
         """Past instrumentation.max_snapshot_items a container is stored as {type, length, head}, counted."""

@@ -280,6 +280,25 @@ class TestLightweightLoop:
         assert [t["generated"] for t in its] == [{"x": 0, "name": "n0"}, {"x": 1, "name": "n1"},
                                                  {"x": 2, "name": "n2", "late": [1]}]
 
+    @pytest.mark.parametrize("fail_at", [CHUNK, CHUNK + 2])
+    def test_items_raising_between_iterations(self, fail_at):
+        """When the items raise between iterations (at a chunk's end or inside one), every iteration that ran is
+        recorded once, none marked interrupted (the last one had ended, as FlowceptLoop records it), and the error
+        reaches the caller."""
+        def items():
+            yield from range(fail_at)
+            raise ValueError("source failed")
+
+        with Flowcept() as fc:
+            loop = FlowceptLightweightLoop(items(), items_length=fail_at + 5)
+            with pytest.raises(ValueError, match="source failed"):
+                for x in loop:
+                    loop.end_iter({"x": x})
+        its = iterations(fc.workflow_id)
+        assert [t["used"]["i"] for t in its] == list(range(fail_at))
+        assert [t["generated"] for t in its] == [{"x": i} for i in range(fail_at)]
+        assert not any("custom_metadata" in t for t in its)
+
     @pytest.mark.parametrize("kind", ["range", "iterator"])
     def test_exact_chunks_early_end_iter_and_empty_dict(self, kind):
         """A loop of exactly two chunks records each iteration once; end_iter before the first iteration attaches

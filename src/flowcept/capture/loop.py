@@ -284,9 +284,9 @@ class FlowceptLightweightLoop(FlowceptLoop):
         seen: list = []
         offset = 0
         group = self.group_id
-        items = iter(items)
         complete = False
         try:
+            items = iter(items)
             while True:
                 counter = iter(range(CHUNK))
                 run.count(offset, CHUNK, counter)
@@ -301,6 +301,11 @@ class FlowceptLightweightLoop(FlowceptLoop):
                 offset += CHUNK
                 seen = []
             complete = True
+        except GeneratorExit:  # left while an iteration ran: break, or an exception in the loop's body
+            raise
+        except BaseException:  # the items or the hook raised between iterations: the last one had ended
+            complete = True  # (as FlowceptLoop records it)
+            raise
         finally:
             self._stop_run()
             if seen:
@@ -398,11 +403,14 @@ class _Run:
             copy = {**values}
         except TypeError:
             copy = _pairs(values)
-        for key in copy:  # the keys, not a values view: one object less to make
-            value = copy[key]
-            if type(value) not in IMMUTABLE_TYPES and not (type(value) is float and value - value == 0.0):
-                copy = snapshot_values(copy)
-                break
+        try:
+            for key in copy:  # the keys, not a values view: one object less to make
+                value = copy[key]
+                if type(value) not in IMMUTABLE_TYPES and not (type(value) is float and value - value == 0.0):
+                    copy = snapshot_values(copy)
+                    break
+        except Exception:  # noqa: BLE001 - a key whose hash changed since it was inserted: not found again
+            copy = snapshot_values(copy)  # (which reads the values, not the keys)
         self.generated[self.top - self.hint()] = copy
 
 
