@@ -16,6 +16,8 @@ Hostile input is kept as data, never silently lost, and each case counts a captu
 * **NaN and infinities** (JSON has none) are stored as the strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"``.
 * **Large containers**: a list, tuple, set or dict with more than ``instrumentation.max_snapshot_items`` items is
   not copied; it is stored as ``{"type": <class name>, "length": <items>, "head": <its first 10 items>}``.
+* **A key changed after it was inserted** (a mutable object whose hash follows its fields): the dict is kept, the key
+  stored as its text.
 """
 
 from __future__ import annotations
