@@ -321,6 +321,35 @@ class TestCaptureBehaviour:
         assert v["status"] == "ERROR" and v["stderr"] == "boom" and v["parent_task_id"] == "p-1"
         assert v["custom_metadata"] == {"k": "v"} and "generated" not in v
 
+    def test_flowcept_task_records_exact(self):
+        """The usual task (an activity and nothing else) and the tasks with other fixed fields give exact records."""
+        from flowcept._runtime import hostname
+        from flowcept.capture.task import FlowceptTask as Task
+
+        with Flowcept() as f:
+            a = Task(activity_id="plain", used={"x": 1})
+            a.end(generated={"y": 2})
+            b = Task(used={"x": 2}, hostname="h1", subtype="s", tags="t")
+            b.end(status="FINISHED")
+            c = Task(activity_id="meta", custom_metadata={"k": 1})
+            c.send()
+        host = hostname()
+        common = {"type": "task", "workflow_id": f.workflow_id, "campaign_id": f.campaign_id}
+        got = {x["task_id"]: x for x in tasks_of(f.workflow_id)}
+        ra, rb, rc = got[a.get_id()], got[b.get_id()], got[c.get_id()]
+        for record in (ra, rb, rc):
+            assert record["ended_at"] >= record["started_at"] > 0
+        times = ("started_at", "ended_at")
+        assert {k: v for k, v in ra.items() if k not in times} == {
+            **common, "task_id": a.get_id(), "activity_id": "plain", "hostname": host, "used": {"x": 1},
+            "generated": {"y": 2}, "status": "FINISHED"}
+        assert {k: v for k, v in rb.items() if k not in times} == {
+            **common, "task_id": b.get_id(), "hostname": "h1", "subtype": "s", "tags": ["t"], "used": {"x": 2},
+            "status": "FINISHED"}
+        assert {k: v for k, v in rc.items() if k not in times} == {
+            **common, "task_id": c.get_id(), "activity_id": "meta", "hostname": host,
+            "custom_metadata": {"k": 1}, "status": "FINISHED"}
+
     def test_flowcept_task_without_flowcept(self, caplog):
         """A FlowceptTask created with no Flowcept running is inert."""
         t = FlowceptTask(activity_id="x", used={"a": 1})

@@ -8,7 +8,7 @@ from typing import Any
 
 from flowcept import context as _ctx
 from flowcept._internal_errors import report_internal_error
-from flowcept._runtime import RUNTIME
+from flowcept._runtime import RUNTIME, hostname as _hostname
 from flowcept.capture._builder import end_telemetry, start_telemetry, static_fields, telemetry_sampler
 from flowcept.ids import new_id
 from flowcept.records import TaskObject
@@ -18,6 +18,7 @@ from flowcept.serialize import snapshot
 logger = logging.getLogger("flowcept")
 _clock = time.time
 _parent_get = _ctx._parent_task.get
+_scope_get = _ctx._scope.get
 
 
 class FlowceptTask:
@@ -52,7 +53,9 @@ class FlowceptTask:
                  stderr: Any = None, status: Any = None, capture_telemetry: bool | None = None,
                  redact: Any = None, redact_allow: Any = None):
         self._token = None
-        scope = _ctx.current_scope()
+        scope = _scope_get()
+        if scope is None or not scope.active:
+            scope = _ctx.current_scope()
         self._scope = scope
         self._sampler = None
         if scope is None:
@@ -64,7 +67,12 @@ class FlowceptTask:
                                "Start one with `with Flowcept(...):` or Flowcept(...).start().", activity_id)
             return
         self._ended = False
-        record = static_fields(None, activity_id, tags, custom_metadata, subtype, agent_id, source_agent_id, hostname)
+        if activity_id is not None and hostname is None and subtype is None and agent_id is None \
+                and source_agent_id is None and tags is None and custom_metadata is None:
+            record = {"activity_id": activity_id, "hostname": RUNTIME.host or _hostname()}  # the usual task
+        else:
+            record = static_fields(None, activity_id, tags, custom_metadata, subtype, agent_id, source_agent_id,
+                                   hostname)
         record["type"] = "task"
         record["task_id"] = task_id or new_id()
         record["workflow_id"] = workflow_id or scope.workflow_id
@@ -114,11 +122,16 @@ class FlowceptTask:
         if custom_metadata:
             record["custom_metadata"] = {**record.get("custom_metadata", {}), **custom_metadata}
         if status is None:
-            status = "ERROR" if stderr is not None else "FINISHED"
-        record["status"] = getattr(status, "value", status)
+            record["status"] = "ERROR" if stderr is not None else "FINISHED"
+        else:
+            record["status"] = getattr(status, "value", status)
         if self._sampler is not None:
             end_telemetry(record, self._sampler)
-        self._publish(record)
+        scope = self._scope
+        if scope.active:
+            scope.buffer.emit(record)
+        else:
+            _not_recorded(record)
 
     def send(self) -> None:
         """Publish the task as it is now (``status: FINISHED``, ``ended_at = started_at``), unless already ended."""
@@ -128,15 +141,11 @@ class FlowceptTask:
         record = self._record
         record.setdefault("status", "FINISHED")
         record["ended_at"] = record["started_at"]
-        self._publish(record)
-
-    def _publish(self, record: dict) -> None:
-        if self._scope.active:
-            self._scope.buffer.emit(record)
+        scope = self._scope
+        if scope.active:
+            scope.buffer.emit(record)
         else:
-            report_internal_error("FlowceptTask ended after its Flowcept stopped", RuntimeError(
-                f"task {record.get('task_id')} ({record.get('activity_id')}) was not recorded: end it before "
-                "the Flowcept block ends"))
+            _not_recorded(record)
 
     def get_id(self) -> str | None:
         return self._record.get("task_id")
@@ -172,3 +181,9 @@ class FlowceptTask:
 
     def __repr__(self) -> str:
         return f"FlowceptTask(task_id={self.get_id()!r}, activity_id={self._record.get('activity_id')!r})"
+
+
+def _not_recorded(record: dict) -> None:
+    report_internal_error("FlowceptTask ended after its Flowcept stopped", RuntimeError(
+        f"task {record.get('task_id')} ({record.get('activity_id')}) was not recorded: end it before the Flowcept "
+        "block ends"))
