@@ -333,6 +333,8 @@ class TestCaptureBehaviour:
             b.end(status="FINISHED")
             c = Task(activity_id="meta", custom_metadata={"k": 1})
             c.send()
+            d = Task(activity_id="")  # an empty activity is left out, as static_fields does
+            d.send()
         host = hostname()
         common = {"type": "task", "workflow_id": f.workflow_id, "campaign_id": f.campaign_id}
         got = {x["task_id"]: x for x in tasks_of(f.workflow_id)}
@@ -349,6 +351,8 @@ class TestCaptureBehaviour:
         assert {k: v for k, v in rc.items() if k not in times} == {
             **common, "task_id": c.get_id(), "activity_id": "meta", "hostname": host,
             "custom_metadata": {"k": 1}, "status": "FINISHED"}
+        assert {k: v for k, v in got[d.get_id()].items() if k not in times} == {
+            **common, "task_id": d.get_id(), "hostname": host, "status": "FINISHED"}
 
     def test_flowcept_task_without_flowcept(self, caplog):
         """A FlowceptTask created with no Flowcept running is inert."""

@@ -130,6 +130,56 @@ class TestBothLoops:
         assert {t["parent_task_id"] for t in its} == {"p-1"} and len(its) == 2
         assert {t["campaign_id"] for t in its} == {fc.campaign_id}
 
+    def test_a_list_changed_by_the_body_iterates_as_a_plain_for(self, cls):
+        """A work list that grows runs its new items; one that shrinks does not run the removed ones; a list empty
+        when the loop was made and filled before iterating runs its items. Each ran item is recorded."""
+        grows, shrinks, filled = [1, 2, 3], [1, 2, 3, 4], []
+        seen: dict = {"grows": [], "shrinks": [], "filled": []}
+        with Flowcept() as fc:
+            for x in cls(grows, loop_name="grows"):
+                seen["grows"].append(x)
+                if x == 1:
+                    grows.append(4)
+            for x in cls(shrinks, loop_name="shrinks"):
+                seen["shrinks"].append(x)
+                if x == 1:
+                    shrinks.pop()
+            loop = cls(filled, loop_name="filled")
+            filled.extend([5, 6])
+            for x in loop:
+                seen["filled"].append(x)
+                loop.end_iter({"x": x})
+        assert seen == {"grows": [1, 2, 3, 4], "shrinks": [1, 2, 3], "filled": [5, 6]}
+        for name, ran in seen.items():
+            its = iterations(fc.workflow_id, f"{name}_iteration")
+            assert [t["used"] for t in its] == [{"i": i, "item": x} for i, x in enumerate(ran)]
+            assert all(t["status"] == "FINISHED" and "custom_metadata" not in t for t in its)
+        assert [t["generated"] for t in iterations(fc.workflow_id, "filled_iteration")] == [{"x": 5}, {"x": 6}]
+
+    @pytest.mark.parametrize("kind", ["list", "tuple", "iterator"])
+    def test_items_changed_by_the_body_are_recorded_as_they_started(self, cls, kind):
+        """An item the body changes is recorded as it was when its iteration started (as inputs are)."""
+        items = [{"v": 0}, [0], {"v": 0}]
+        source = {"list": items, "tuple": tuple(items), "iterator": iter(items)}[kind]
+        with Flowcept() as fc:
+            for item in cls(source, items_length=3):
+                if isinstance(item, dict):
+                    item["v"] = 99
+                else:
+                    item.append(99)
+        assert [t["used"]["item"] for t in iterations(fc.workflow_id)] == [{"v": 0}, [0], {"v": 0}]
+        assert items == [{"v": 99}, [0, 99], {"v": 99}]
+
+    def test_end_iter_refuses_what_is_not_a_dict(self, cls):
+        """end_iter with neither a dict nor key-value pairs raises a TypeError that says what to pass."""
+        with Flowcept() as fc:
+            loop = cls(range(1))
+            for x in loop:
+                with pytest.raises(TypeError, match=r"end_iter\(\) takes a dict .* not int"):
+                    loop.end_iter(5)
+                loop.end_iter([("x", x)])
+        assert [t["generated"] for t in iterations(fc.workflow_id)] == [{"x": 0}]
+
 
 class TestFlowceptLoop:
     def test_generator_without_items_length_materializes_with_warning(self, caplog):

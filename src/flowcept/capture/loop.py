@@ -2,10 +2,10 @@
 
 Both iterate through a generator whose ``finally`` runs when the loop ends, is left with ``break`` (the ``for``
 statement drops the generator, which closes it) or is left by an exception, so the iterations that ran are always
-recorded. (A lightweight loop over a list, tuple or range hands the ``for`` statement a ``chain`` of its chunks' C
-iterators, fed by that generator: dropping the chain drops the generator.) Python does not tell a closing generator
-whether it is closed by ``break`` or by an exception unwinding the caller, so an interrupted iteration is recorded
-``FINISHED`` with ``custom_metadata={"interrupted": True}``.
+recorded. (A lightweight loop over a range, or a tuple of numbers and strings, hands the ``for`` statement a
+``chain`` of its chunks' C iterators, fed by that generator: dropping the chain drops the generator.) Python does
+not tell a closing generator whether it is closed by ``break`` or by an exception unwinding the caller, so an
+interrupted iteration is recorded ``FINISHED`` with ``custom_metadata={"interrupted": True}``.
 
 Capture is decided when iteration starts (``iter(loop)``): no running Flowcept, ``capture_enabled=False`` or
 ``instrumentation.enabled: false`` make the loop a plain iterator and :meth:`end_iter` a no-op.
@@ -128,7 +128,11 @@ class FlowceptLoop:
         """Attach ``generated`` (a dict of values produced by this iteration) to the current iteration."""
         cur = self._current
         if cur is not None:
-            cur["generated"] = snapshot_values(dict(generated))
+            try:
+                values = {**generated}
+            except TypeError:
+                values = _pairs(generated)
+            cur["generated"] = snapshot_values(values)
 
     def __iter__(self) -> Iterator:
         scope = _active_scope(self.capture_enabled)
@@ -237,12 +241,6 @@ class FlowceptLightweightLoop(FlowceptLoop):
     def end_iter(self, generated: dict) -> None:
         """Attach ``generated`` to the current iteration (replaced while the loop runs by its run's ``end_iter``)."""
 
-    def __iter__(self) -> Iterator:
-        scope = _active_scope(self.capture_enabled)
-        if scope is None or self._len == 0:
-            return iter(self._items)
-        return self._capture(scope)
-
     def _capture(self, scope) -> Iterator:
         # Records are built and queued every CHUNK iterations (and when the loop ends or is left), so memory stays
         # bounded whatever the loop's length: the buffer's backpressure paces a loop that outruns the store.
@@ -252,7 +250,10 @@ class FlowceptLightweightLoop(FlowceptLoop):
         hook = self._on_iteration if type(self)._on_iteration is not FlowceptLoop._on_iteration else None
         run = self._run = _Run()
         self.end_iter = run.end_iter
-        if hook is None and type(items) in _INDEXABLE:
+        # The fast path reads its chunks ahead and records their items when a chunk ends: only a range, or a tuple of
+        # numbers and strings, can neither change under the loop's body nor be changed by it. A list goes through
+        # its own iterator, as a plain `for` does (a list that grows while the loop runs has its new items run).
+        if hook is None and (type(items) is range or type(items) is tuple and _ATOMIC.issuperset(map(type, items))):
             return chain.from_iterable(self._chunks(scope, items, parent, run))
         return self._iterate(scope, items, parent, hook, run)
 
@@ -281,10 +282,11 @@ class FlowceptLightweightLoop(FlowceptLoop):
     def _iterate(self, scope, items, parent: str | None, hook, run: _Run) -> Iterator:
         """Any iterable, or a loop with an iteration hook: one Python step per item, counted by a range iterator that
         ``zip`` advances before each item (it stops the chunk after CHUNK items without reading one more)."""
-        seen: list = []
+        seen: list = []  # the chunk's items as each iteration started (snapshotted: the body may change them)
         offset = 0
         group = self.group_id
         complete = False
+        immutable, snapshot_ = IMMUTABLE_TYPES, snapshot
         try:
             items = iter(items)
             while True:
@@ -293,11 +295,12 @@ class FlowceptLightweightLoop(FlowceptLoop):
                 for _, item in zip(counter, items):
                     if hook is not None:
                         hook(f"{group}_{offset + len(seen)}")
-                    seen.append(item)
+                    seen.append(item if type(item) in immutable or (type(item) is float and item - item == 0.0)
+                                else snapshot_(item))
                     yield item
                 if len(seen) < CHUNK:
                     break
-                self._publish(scope, seen, offset, run.generated, parent, True)
+                self._publish(scope, seen, offset, run.generated, parent, True, taken=True)
                 offset += CHUNK
                 seen = []
             complete = True
@@ -309,17 +312,18 @@ class FlowceptLightweightLoop(FlowceptLoop):
         finally:
             self._stop_run()
             if seen:
-                self._publish(scope, seen, offset, run.generated, parent, complete)
+                self._publish(scope, seen, offset, run.generated, parent, complete, taken=True)
 
     def _stop_run(self) -> None:
         self._run = None
         self.__dict__.pop("end_iter", None)
 
-    def _publish(self, scope, items, offset: int, generated: list, parent: str | None, complete: bool) -> None:
+    def _publish(self, scope, items, offset: int, generated: list, parent: str | None, complete: bool,
+                 taken: bool = False) -> None:
         """Queue the records of ``items``, the iterations from ``offset`` on, with ``generated`` (their end_iter
-        dicts, in order; None where end_iter was not called)."""
+        dicts, in order; None where end_iter was not called); ``taken``: the items are snapshotted already."""
         try:
-            records = self._records(scope, items, offset, generated, parent)
+            records = self._records(scope, items, offset, generated, parent, taken)
             if not complete:
                 records[-1]["custom_metadata"] = {"interrupted": True}
         except Exception as exc:  # noqa: BLE001
@@ -327,7 +331,7 @@ class FlowceptLightweightLoop(FlowceptLoop):
         else:
             _deliver(scope, records)
 
-    def _records(self, scope, items, offset: int, generated: list, parent: str | None) -> list:
+    def _records(self, scope, items, offset: int, generated: list, parent: str | None, taken: bool) -> list:
         n = len(items)
         given = generated[:n]  # (the list's last slot is not an iteration's: see _Run.count)
         every = all(given)  # an empty dict counts as missing here: the other path attaches it
@@ -342,10 +346,10 @@ class FlowceptLightweightLoop(FlowceptLoop):
         # collections that making them sets off have no record to scan.
         records = list(map(dict.copy, repeat(base, n)))
         item_name = self.item_name
-        if type(items) is range:  # ints: nothing to snapshot
+        if taken or type(items) is range:  # snapshotted as each iteration started, or ints
             used = [{"i": i, item_name: item} for i, item in enumerate(items, offset)]
         else:
-            # Items are snapshotted here, once per chunk (floats checked for NaN, infinities).
+            # A tuple of numbers and strings: floats checked here for NaN and infinities.
             immutable = IMMUTABLE_TYPES
             used = [{"i": i, item_name: item if type(item) in immutable or (
                 type(item) is float and item - item == 0.0) else snapshot(item)}
@@ -426,4 +430,5 @@ def _pairs(values: Any) -> dict:
 
 #: Iterations of a FlowceptLightweightLoop whose records are built and queued at once.
 CHUNK = 4096
-_INDEXABLE = (list, tuple, range)
+#: Item types the fast path records when a chunk ends (values that cannot change; floats checked then).
+_ATOMIC = IMMUTABLE_TYPES | {float}

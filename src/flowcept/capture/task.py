@@ -67,7 +67,7 @@ class FlowceptTask:
                                "Start one with `with Flowcept(...):` or Flowcept(...).start().", activity_id)
             return
         self._ended = False
-        if activity_id is not None and hostname is None and subtype is None and agent_id is None \
+        if activity_id and hostname is None and subtype is None and agent_id is None \
                 and source_agent_id is None and tags is None and custom_metadata is None:
             record = {"activity_id": activity_id, "hostname": RUNTIME.host or _hostname()}  # the usual task
         else:
