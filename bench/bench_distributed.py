@@ -8,7 +8,9 @@ Needs Redis on 127.0.0.1:6379 (and RabbitMQ on 127.0.0.1:5672, guest/guest, for 
      store (median of 5 runs of N calls, timed up to the last call; then stop() waits until all are stored);
   2. end-to-end throughput, for each broker: one producer process -> broker -> one keeper process -> store, tasks/s
      counted in the store (from the producer's start until the store holds all N tasks and the broker has no
-     unacknowledged batch);
+     unacknowledged batch); and the CPU time each party used meanwhile, per task: the producer, the broker's
+     server, the keeper and PostgreSQL's processes (all of them: backends, WAL writer, checkpointer), read from
+     /proc. On a machine of C cores the parties together cannot go faster than C / (their CPU per task);
   3. the producer's peak RSS for 1,000,000 calls while no keeper runs (retained copies are bounded).
 """
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import glob
 import shutil
 import os
 import statistics
@@ -39,7 +42,7 @@ t0 = time.perf_counter()
 with Flowcept(workflow_id=wf, start_persistence=False, save_workflow=False):
     for i in range(n):
         double(i)
-print(f"{time.perf_counter() - t0:.3f} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}")
+print(f"{time.perf_counter() - t0:.3f} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss} {time.process_time():.3f}")
 """
 
 
@@ -51,6 +54,40 @@ def _settings(work: str, stream: str, dsn: str | None, broker: str = "redis") ->
                 + (f"  postgres:\n    enabled: true\n    uri: {dsn}\n" if dsn else "")
                 + "project:\n  dump_buffer:\n    enabled: false\n")
     return path
+
+
+def _server_pids(broker: str, dsn: str | None) -> dict[str, list[int]]:
+    """The processes of the broker's server and of PostgreSQL (when it is the store) on this machine, by /proc."""
+    names = {"redis": ("redis-server",), "rabbitmq": ("beam.smp", "erl_child_setup", "epmd")}[broker]
+    found: dict[str, list[int]] = {broker: []}
+    if dsn:
+        found["postgres"] = []
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            with open(stat) as f:
+                comm = f.read().split(") ")[0].split(" (", 1)[1]
+        except (OSError, IndexError):
+            continue
+        pid = int(stat.split("/")[2])
+        if comm in names:
+            found[broker].append(pid)
+        elif dsn and comm in ("postgres", "postmaster"):
+            found["postgres"].append(pid)
+    return found
+
+
+def _cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """User + system CPU seconds of each of these processes so far (one that has ended is left out)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    seconds = {}
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(") ", 1)[1].split()
+        except OSError:
+            continue
+        seconds[pid] = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime (fields 14 and 15 of stat)
+    return seconds
 
 
 def _usable_pg(dsn: str) -> bool:
@@ -144,12 +181,14 @@ def main() -> None:
         for broker in (opts.brokers.split(",") if "2" in opts.parts else ()):
             channel = f"flowcept_bench_{broker}_{uuid.uuid4().hex[:8]}"
             os.environ["FLOWCEPT_SETTINGS_PATH"] = _settings(work, channel, dsn, broker)
-            rates = []
+            rates, shares = [], []
             for _ in range(opts.e2e_runs):
                 keeper = subprocess.Popen([sys.executable, "-m", "flowcept.keeper"], stderr=subprocess.DEVNULL)
                 time.sleep(1.0)  # keeper connected and idle
                 wf = f"bench-{uuid.uuid4().hex[:8]}"
                 store = make_store(reload_settings())
+                cpu0 = {name: _cpu_seconds(pids) for name, pids in _server_pids(broker, dsn).items()}
+                keeper0 = _cpu_seconds([keeper.pid])[keeper.pid]
                 t0 = time.perf_counter()
                 out = subprocess.run([sys.executable, script, str(opts.calls), wf], capture_output=True, text=True,
                                      check=True).stdout.split()
@@ -160,6 +199,13 @@ def main() -> None:
                 while not (drained() and store.count("tasks", {"workflow_id": wf}) >= opts.calls):
                     time.sleep(0.005)
                 elapsed = time.perf_counter() - t0
+                # Processes started meanwhile (the keeper's PostgreSQL backend connects on its first write) count
+                # from zero.
+                cpu = {"producer": float(out[2]), "keeper": _cpu_seconds([keeper.pid])[keeper.pid] - keeper0}
+                for name, pids in _server_pids(broker, dsn).items():
+                    now = _cpu_seconds(pids)
+                    cpu[name] = sum(seconds - cpu0[name].get(pid, 0.0) for pid, seconds in now.items())
+                shares.append({name: seconds / opts.calls * 1e6 for name, seconds in cpu.items()})
                 keeper.terminate()
                 keeper.wait(30)
                 assert store.count("tasks", {"workflow_id": wf}) == opts.calls
@@ -169,6 +215,12 @@ def main() -> None:
                       f"alone {float(out[0]):.2f} s incl. interpreter start)")
             print(f"2. end to end, 1 producer process -> {broker} -> 1 keeper process -> {store_name}: "
                   f"{statistics.median(rates):,.0f} tasks/s (median of {len(rates)} x {opts.calls} tasks)")
+            share = {name: statistics.median(run[name] for run in shares) for name in shares[0]}
+            total = sum(share.values())
+            cores = os.cpu_count() or 1
+            print("   CPU per task (median of the runs): " + ", ".join(f"{name} {us:.2f} us" for name, us in
+                                                                     share.items())
+                  + f"; in all {total:.2f} us: on {cores} cores at most {cores / total * 1e6:,.0f} tasks/s")
             if broker == "redis":
                 client.delete(channel, *client.scan_iter(f"{channel}:*"))
             else:
