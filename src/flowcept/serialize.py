@@ -18,6 +18,8 @@ Hostile input is kept as data, never silently lost, and each case counts a captu
   not copied; it is stored as ``{"type": <class name>, "length": <items>, "head": <its first 10 items>}``.
 * **A key changed after it was inserted** (a mutable object whose hash follows its fields): the dict is kept, the key
   stored as its text.
+* **Integers beyond 64 bits** (JSON readers lose their digits) are stored as their decimal text, or past Python's
+  limit on decimal conversion (``sys.set_int_max_str_digits``) as their hexadecimal text ``0x...``.
 """
 
 from __future__ import annotations
@@ -245,12 +247,25 @@ def sanitize(value: Any) -> Any:
     return orjson.loads(dumps(value))
 
 
+def big_int_text(value: int) -> str:
+    """The stored form of an integer beyond 64 bits (counted as a capture warning): its decimal text, or its
+    hexadecimal text when it has more digits than Python converts to decimal."""
+    try:
+        text = str(value)
+    except ValueError:  # "Exceeds the limit (4300 digits) for integer string conversion"
+        text = hex(value)
+    report_capture_warning("a large integer", f"an integer of {value.bit_length()} bits stored as text")
+    return text
+
+
 def key_text(key: Any) -> str:
     """The string a non-string dict key is stored under (before collisions are resolved)."""
     if key is None or isinstance(key, bool):
         return "null" if key is None else ("true" if key else "false")
     if isinstance(key, float) and key - key != 0.0:
         return NON_FINITE[repr(key)]
+    if isinstance(key, int) and not -(2 ** 63) <= key < 2 ** 64:
+        return big_int_text(key)
     return str(key)
 
 
@@ -284,7 +299,7 @@ def _walk(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_walk(v) for v in value]
     if isinstance(value, int) and not isinstance(value, bool) and not -(2 ** 63) <= value < 2 ** 64:
-        return str(value)
+        return big_int_text(value)
     if isinstance(value, float):
         return value if value - value == 0.0 else non_finite(value)
     if value is None or isinstance(value, (str, int, bool)):

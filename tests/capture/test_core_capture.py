@@ -737,3 +737,125 @@ class TestReviewFixes:
         before = capture_error_count()
         t.end()
         assert capture_error_count() == before + 1
+
+
+class WeirdError(Exception):
+    """An exception whose message cannot be made."""
+
+    def __str__(self):
+        raise RuntimeError("no str")
+
+
+def _inject_connection(func):
+    """A decorator of the kind that changes the call: it passes a first argument of its own (functools.wraps)."""
+    import functools
+
+    @functools.wraps(func)
+    def inner(*args, **kwargs):
+        return func("conn", *args, **kwargs)
+    return inner
+
+
+def _default_y(func):
+    """A decorator that supplies ``y`` when the caller does not (functools.wraps)."""
+    import functools
+
+    @functools.wraps(func)
+    def inner(x, **kwargs):
+        kwargs.setdefault("y", "from-decorator")
+        return func(x, **kwargs)
+    return inner
+
+
+class TestDecoratorReviewFixes:
+    def test_over_a_decorator_that_changes_the_call(self):
+        """@flowcept_task above a functools.wraps decorator that adds or fills arguments calls it as it is called:
+        the same results as without capture, each call recorded."""
+        import os as os_module
+        from unittest import mock
+
+        @flowcept_task
+        @_inject_connection
+        def query(conn, sql):
+            return [conn, sql]
+
+        @flowcept_task
+        @mock.patch("os.getcwd", return_value="/patched")
+        def patched(x, m):
+            return [x, os_module.getcwd()]
+
+        @flowcept_task
+        @_default_y
+        def filled(x, y="own"):
+            return y
+
+        with Flowcept() as f:
+            assert query("select 1") == ["conn", "select 1"]
+            assert patched(1) == [1, "/patched"]
+            assert filled(1) == "from-decorator" and filled(1, y="given") == "given"
+        got = sorted((t["activity_id"], t["status"], t["generated"]["arg_0"]) for t in tasks_of(f.workflow_id))
+        assert got == [("filled", "FINISHED", "from-decorator"), ("filled", "FINISHED", "given"),
+                       ("patched", "FINISHED", [1, "/patched"]), ("query", "FINISHED", ["conn", "select 1"])]
+
+    def test_an_exception_whose_message_fails_is_still_recorded(self):
+        """The task that raised is recorded ERROR with the class name, and the exception reaches the caller
+        unchanged, from both decorators and from a FlowceptTask block."""
+        from flowcept import lightweight_flowcept_task
+
+        @flowcept_task
+        def full():
+            raise WeirdError()
+
+        @lightweight_flowcept_task
+        def light():
+            raise WeirdError()
+
+        raised = []
+        with Flowcept() as f:
+            for call in (full, light):
+                with pytest.raises(WeirdError) as info:
+                    call()
+                raised.append(info.value)
+            with pytest.raises(WeirdError):
+                with FlowceptTask(activity_id="block"):
+                    raise WeirdError()
+        got = sorted((t["activity_id"], t["status"], t["stderr"]) for t in tasks_of(f.workflow_id))
+        assert got == [("block", "ERROR", "WeirdError"), ("full", "ERROR", "WeirdError"),
+                       ("light", "ERROR", "WeirdError")]
+        assert all(type(e) is WeirdError for e in raised)
+
+    def test_integers_beyond_64_bits_are_stored_as_text(self):
+        """A huge integer input keeps its task: decimal text, or hexadecimal text past Python's decimal conversion
+        limit; each counts a capture warning."""
+        from flowcept._internal_errors import capture_warning_count
+
+        @flowcept_task
+        def take(x):
+            return 1
+
+        huge = 10 ** 5000
+        before = capture_warning_count()
+        with Flowcept() as f:
+            take(2 ** 70)
+            take(huge)
+            take(3)
+        got = sorted((str(t["used"]["x"]) for t in tasks_of(f.workflow_id)), key=len)
+        assert got == ["3", "1180591620717411303424", hex(huge)]
+        assert capture_warning_count() - before == 2
+
+    def test_workflow_and_campaign_ids_through_kwargs_route_the_task(self):
+        """workflow_id / campaign_id passed as keyword arguments that **kwargs takes route the task, as a parameter
+        of that name does."""
+
+        @flowcept_task
+        def run(x, **options):
+            return x
+
+        with Flowcept() as f:
+            run(1, workflow_id="wf-kwargs", campaign_id="camp-kwargs")
+            run(2)
+        (routed,) = Flowcept.db.task_query({"workflow_id": "wf-kwargs"})
+        assert routed["campaign_id"] == "camp-kwargs"
+        assert routed["used"] == {"x": 1, "options": {"workflow_id": "wf-kwargs", "campaign_id": "camp-kwargs"}}
+        (plain,) = tasks_of(f.workflow_id)
+        assert plain["used"] == {"x": 2, "options": {}} and plain["campaign_id"] == f.campaign_id

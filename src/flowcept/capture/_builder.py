@@ -84,10 +84,13 @@ class TaskSpec:
             self.static[REDACT_OPTIONS_KEY] = redact_options
         self.workflow_id = workflow_id
         self.campaign_id = campaign_id
+        self.var_keyword: str | None = None  # the name of func's **kwargs, where such inputs may also come
         if lightweight:
             self.lift_wf = self.lift_camp = False
+        elif args_handler is None:
+            self.lift_wf, self.lift_camp, self.var_keyword = id_overrides(func)
         else:
-            self.lift_wf, self.lift_camp = id_overrides(func) if args_handler is None else (True, True)
+            self.lift_wf = self.lift_camp = True
         self.capture_telemetry = capture_telemetry
         self.on_record = on_record
         self.no_scope = NoScopeWarning(getattr(func, "__qualname__", repr(func)))
@@ -122,13 +125,17 @@ class TaskSpec:
         return telemetry_sampler(scope, self.capture_telemetry)
 
     def lift_ids(self, task: dict, used: dict) -> None:
-        """A non-empty string input named ``workflow_id``/``campaign_id`` routes the task; None never blanks it."""
+        """A non-empty string input named ``workflow_id``/``campaign_id`` (a parameter, or a keyword argument taken by
+        ``**kwargs``) routes the task; None never blanks it."""
+        extra = used.get(self.var_keyword) if self.var_keyword is not None else None
+        if type(extra) is not dict:
+            extra = {}
         if self.lift_wf:
-            wf = used.get("workflow_id")
+            wf = used.get("workflow_id") or extra.get("workflow_id")
             if isinstance(wf, str) and wf:
                 task["workflow_id"] = wf
         if self.lift_camp:
-            camp = used.get("campaign_id")
+            camp = used.get("campaign_id") or extra.get("campaign_id")
             if isinstance(camp, str) and camp:
                 task["campaign_id"] = camp
 
@@ -148,7 +155,7 @@ class TaskSpec:
         """Record a call that raised ``error`` (``status: ERROR``, message in ``stderr``) and queue it."""
         with internal_errors(f"recording the error of {self.name}"):
             task["status"] = "ERROR"
-            task["stderr"] = str(error) or type(error).__name__
+            task["stderr"] = error_text(error)
             if started is not None:
                 task["started_at"] = started
                 task["ended_at"] = time.time()
@@ -157,6 +164,15 @@ class TaskSpec:
             if self.on_record is not None:
                 self.finished(task)
             scope.buffer.emit(task)
+
+
+def error_text(error: BaseException) -> str:
+    """The ``stderr`` of a task that raised ``error``: its message, or its class name when it has none or when its
+    ``__str__`` fails (which must neither replace the user's exception nor lose the record)."""
+    try:
+        return str(error) or type(error).__name__
+    except Exception:  # noqa: BLE001
+        return type(error).__name__
 
 
 def _generated(to_generated: Callable[[Any], dict | None], result: Any) -> dict | None:
@@ -394,14 +410,15 @@ def static_fields(func: Callable | None, activity_id: str | None, tags, custom_m
     return fields
 
 
-def id_overrides(func: Callable) -> tuple[bool, bool]:
-    """Whether calls may carry ``workflow_id`` / ``campaign_id`` among their inputs (parameters or **kwargs)."""
+def id_overrides(func: Callable) -> tuple[bool, bool, str | None]:
+    """Whether calls may carry ``workflow_id`` / ``campaign_id`` among their inputs (parameters or **kwargs), and
+    the name of the **kwargs parameter (None: none)."""
     try:
         params = inspect.signature(func).parameters
     except (TypeError, ValueError):
-        return True, True
-    var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    return var_kw or "workflow_id" in params, var_kw or "campaign_id" in params
+        return True, True, None
+    var_kw = next((p.name for p in params.values() if p.kind is inspect.Parameter.VAR_KEYWORD), None)
+    return var_kw is not None or "workflow_id" in params, var_kw is not None or "campaign_id" in params, var_kw
 
 
 @guarded("telemetry")

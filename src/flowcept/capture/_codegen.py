@@ -36,7 +36,10 @@ def signature_fields(func: Callable | None, value_of: Callable[[str], str] = sna
         (an expression for the first positional argument, or ``None``).
     """
     try:
-        params = list(inspect.signature(func).parameters.values()) if func is not None else None
+        # The function's own parameters, not those of a function it wraps (functools.wraps): a decorator below ours
+        # may call that one with other arguments (mock.patch adds one), so only its own shape can be passed on.
+        params = list(inspect.signature(func, follow_wrapped=False).parameters.values()) if func is not None \
+            else None
     except (TypeError, ValueError):
         params = None
     if params is None or any(p.kind not in _POSITIONAL or p.name.startswith(_PREFIX) or p.name in _TEMPLATE_BUILTINS

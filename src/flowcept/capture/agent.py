@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from flowcept import context as _ctx
 from flowcept._internal_errors import report_internal_error
-from flowcept.capture._builder import check_options, name_of, task_wrapper
+from flowcept.capture._builder import check_options, error_text, name_of, task_wrapper
 from flowcept.redact import redacted_copy
 
 __all__ = ["FlowceptLLM", "agent_flowcept_task", "bind_agent_tools", "get_current_context_task"]
@@ -338,7 +338,7 @@ class FlowceptLLM:
         try:
             response = self._target(*args, **kwargs)
         except BaseException as exc:
-            task.end(stderr=str(exc) or type(exc).__name__, status="ERROR")
+            task.end(stderr=error_text(exc), status="ERROR")
             raise
         return self._close(task, prompt, response)
 
@@ -353,7 +353,7 @@ class FlowceptLLM:
                 response = await response
         except BaseException as exc:
             if task is not None:
-                task.end(stderr=str(exc) or type(exc).__name__, status="ERROR")
+                task.end(stderr=error_text(exc), status="ERROR")
             raise
         return self._result(response) if task is None else self._close(task, prompt, response)
 

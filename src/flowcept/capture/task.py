@@ -9,7 +9,7 @@ from typing import Any
 from flowcept import context as _ctx
 from flowcept._internal_errors import report_internal_error
 from flowcept._runtime import RUNTIME, hostname as _hostname
-from flowcept.capture._builder import end_telemetry, start_telemetry, static_fields, telemetry_sampler
+from flowcept.capture._builder import end_telemetry, error_text, start_telemetry, static_fields, telemetry_sampler
 from flowcept.ids import new_id
 from flowcept.records import TaskObject
 from flowcept.redact import OPTIONS_KEY as REDACT_OPTIONS_KEY, options_for
@@ -175,7 +175,7 @@ class FlowceptTask:
             self._token = None
         if not self._ended:
             if exc is not None:
-                self.end(stderr=str(exc) or exc_type.__name__, status="ERROR")
+                self.end(stderr=error_text(exc), status="ERROR")
             else:
                 self.end()
 

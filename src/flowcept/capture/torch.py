@@ -27,7 +27,7 @@ from typing import Any
 from flowcept import context as _ctx
 from flowcept._internal_errors import internal_errors
 from flowcept._runtime import hostname
-from flowcept.capture._builder import NoScopeWarning, end_telemetry
+from flowcept.capture._builder import NoScopeWarning, end_telemetry, error_text
 from flowcept.capture.loop import FlowceptLightweightLoop, FlowceptLoop
 from flowcept.ids import new_id, new_uuid
 
@@ -204,7 +204,7 @@ def flowcept_torch(cls):
                 _parent_var.reset(token)
                 rec = _forward_record(st, scope, tid, parent, started, ended, args, kwargs, None, self.training)
                 rec["status"] = "ERROR"
-                rec["stderr"] = str(exc) or type(exc).__name__
+                rec["stderr"] = error_text(exc)
                 scope.buffer.emit(rec)
                 raise
             ended = time.time()
@@ -335,7 +335,7 @@ def _instrument_child(st: _ModelCapture, name: str, child) -> None:
             scope.buffer.emit({"type": "task", "task_id": tid, "workflow_id": scope.workflow_id,
                                  "activity_id": activity, "subtype": "child_forward", "parent_task_id": parent,
                                  "started_at": started, "ended_at": clock(), "status": "ERROR",
-                                 "stderr": str(exc) or type(exc).__name__, "custom_metadata": meta})
+                                 "stderr": error_text(exc), "custom_metadata": meta})
             raise
         ended = clock()
         _parent_var.reset(token)
