@@ -92,7 +92,8 @@ class DBAPI(WorkflowMetadataQueries, ObjectsAPI):
             limit: at most this many records; 0 means no limit.
             sort: list of ``(field, ASCENDING|DESCENDING)``.
             aggregation: list of ``(op, field)`` with op in avg/sum/min/max/count. With a projection of exactly
-                one field, results are grouped by that field.
+                one field, results are grouped by that field. ``sort`` (by the group field or an ``<op>_<field>``
+                name) and ``limit`` then apply to the groups.
             remove_json_unserializables: kept for compatibility; stored records are always JSON-clean.
             collection: ``"tasks"``, ``"workflows"`` or ``"agents"``.
 
@@ -109,7 +110,10 @@ class DBAPI(WorkflowMetadataQueries, ObjectsAPI):
         if aggregation:
             fields = _projected_fields(projection)
             group_by = fields[0] if len(fields) == 1 else None
-            return self.store.aggregate(collection, filter, group_by, list(aggregation))
+            from flowcept.store._filters import order_groups
+
+            # $match and $group run in the store; $sort and $limit apply to the groups, not to the records.
+            return order_groups(self.store.aggregate(collection, filter, group_by, list(aggregation)), sort, limit)
         return self.store.find(collection, filter, projection=projection, sort=sort, limit=limit)
 
     def task_query(self, filter: Mapping | None = None, projection: Any = None, limit: int = 0, sort: Any = None,

@@ -37,6 +37,7 @@ __all__ = [
     "SQLITE", "POSTGRES", "SUPPORTED_OPERATORS", "SCALAR_FIELDS", "AGGREGATION_OPS",
     "compile_filter", "compile_order_by", "normalize_sort", "normalize_projection", "apply_projection",
     "compile_aggregate", "split_path", "aggregation_key", "group_sort_key",
+    "order_groups",
 ]
 
 LOGICAL_OPERATORS = ("$and", "$or", "$nor")
@@ -292,6 +293,53 @@ def _sqlite_number(value):
     return value
 
 
+_PY_GLOBAL_FLAGS = re.compile(r"(?:\(\?[aiLmsux]+\))+")
+# Python's leading global flags as PostgreSQL embedded options (one group, at the very start, is all PostgreSQL
+# takes). "m" is PostgreSQL's "w": ^ and $ at line breaks while "." and [^...] still match a newline; "s" and "u" are
+# what the translation below does by default. Other letters pass through, and PostgreSQL rejects them (QueryError).
+_PG_OPTIONS = {"i": "i", "x": "x", "m": "w", "s": "", "u": ""}
+
+
+def _postgres_regex(pattern: str) -> str:
+    """A Python (and MongoDB PCRE) regular expression as a PostgreSQL ARE with the same matches.
+
+    The two read some tokens differently: ``\\b``/``\\B`` are word boundaries in Python but a backspace and an
+    error in PostgreSQL (its ``\\y``/``\\Y``); ``.`` matches a newline in PostgreSQL, not in Python without
+    ``(?s)``; ``$`` also matches before a final newline in Python without ``(?m)``. Bracket expressions are copied
+    as they are (``[^x]`` matches a newline in both; ``[\\b]`` is a backspace in both), and so is everything else.
+    """
+    lead = _PY_GLOBAL_FLAGS.match(pattern)
+    flags = set(lead.group().replace("(?", "").replace(")", "")) if lead else set()
+    body = pattern[lead.end():] if lead else pattern
+    options = "".join(sorted({_PG_OPTIONS.get(f, f) for f in flags} - {""}))
+    out = [f"(?{options})"] if options else []
+    i, n = 0, len(body)
+    while i < n:
+        c = body[i]
+        if c == "\\":  # an escape is two characters: an escaped backslash before "b" leaves that "b" alone
+            nxt = body[i + 1:i + 2]
+            out.append({"b": "\\y", "B": "\\Y"}.get(nxt, c + nxt))
+            i += 2
+            continue
+        if c == "[":  # up to the first unescaped "]" not in first place, as Python reads a set
+            j = i + 1
+            j += body.startswith("^", j)
+            j += body.startswith("]", j)
+            while j < n and body[j] != "]":
+                j += 2 if body[j] == "\\" else 1
+            out.append(body[i:j + 1])
+            i = j + 1
+            continue
+        if c == "." and "s" not in flags:
+            out.append("[^\\n]")
+        elif c == "$" and "m" not in flags:
+            out.append("(?=\\n?$)")
+        else:
+            out.append(c)
+        i += 1
+    return "".join(out)
+
+
 class PostgresDialect(_Dialect):
     """PostgreSQL JSONB ``doc``; paths are bound as ``text[]`` parameters, casts are guarded by CASE."""
 
@@ -340,7 +388,7 @@ class PostgresDialect(_Dialect):
     def regex(self, o, pattern, icase):
         x, p = self._x(o)
         op = "~*" if icase else "~"
-        return f"(jsonb_typeof({x}) = 'string' AND ({x} #>> '{{}}') {op} %s)", p + p + [pattern]
+        return f"(jsonb_typeof({x}) = 'string' AND ({x} #>> '{{}}') {op} %s)", p + p + [_postgres_regex(pattern)]
 
     def in_values(self, o, kind, values):
         x, p = self._x(o)
@@ -742,8 +790,10 @@ def compile_order_by(sort: Any, dialect: _Dialect = SQLITE, tiebreak: str | None
 def normalize_projection(projection: Any) -> tuple[str, list[tuple[str, ...]]] | None:
     """``("include"|"exclude", [path segments...])`` from a list of fields or a ``{field: 1|0}`` dict, or None.
 
+    ``"_id": 0`` may stand beside inclusions, as in MongoDB (a no-op here: records have no ``_id``).
+
     Raises:
-        QueryError: inclusion and exclusion mixed, or an invalid path.
+        QueryError: inclusion and exclusion mixed (other than ``"_id": 0``), or an invalid path.
     """
     if projection is None:
         return None
@@ -752,6 +802,9 @@ def normalize_projection(projection: Any) -> tuple[str, list[tuple[str, ...]]] |
     if isinstance(projection, Mapping):
         if not projection:
             return None
+        if "_id" in projection and not projection["_id"] and any(projection.values()):
+            # MongoDB allows {"_id": 0} beside inclusions (it drops the _id it always adds); our records have no _id.
+            projection = {k: v for k, v in projection.items() if k != "_id"}
         flags = {bool(v) for v in projection.values()}
         if len(flags) > 1:
             raise QueryError("a projection cannot mix inclusion (1) and exclusion (0)")
@@ -912,6 +965,25 @@ def compile_aggregate(group_by: Any, aggregations: Sequence, dialect: _Dialect =
         return tuple(group_sort_key(record[field]) for field in groups)
 
     return ", ".join(select), sparams, group_sql, decode, (sort_key if groups else None)
+
+
+def order_groups(records: list[dict], sort: Any = None, limit: Any = 0) -> list[dict]:
+    """Sort and limit the output of :meth:`flowcept.store.Store.aggregate`: the ``$sort`` and ``$limit`` stages that
+    follow ``$group`` (reference 4.6), identically on every backend.
+
+    ``sort`` names group keys or aggregation keys (``sum_used_x``), as the output records spell them; a name in no
+    record sorts as null (as in MongoDB), and records tied on every key keep their group order.
+
+    Raises:
+        QueryError: a malformed sort or limit.
+    """
+    items = normalize_sort(sort)
+    limit = check_limit(limit)
+    out = list(records)
+    # Stable sorts from the last key to the first: the first key decides, later keys break its ties.
+    for field, direction in reversed(items):
+        out.sort(key=lambda rec, field=field: group_sort_key(rec.get(field)), reverse=direction < 0)
+    return out[:limit] if limit else out
 
 
 # ---- the shared parts of a store's find(): one implementation for every dialect ---------------------------------

@@ -10,10 +10,10 @@ the interpreter's switch interval (5 ms) while capture runs; the flusher would w
 
 from __future__ import annotations
 
-import glob
 import logging
 import os
 import queue
+import re
 import threading
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -234,11 +234,20 @@ def merge_messages(messages: Iterator[dict]) -> list[dict]:
 
 
 def consolidate_files(base_path: str, workflow_id: str, cleanup: bool = True) -> str:
-    """Merge the per-process files ``<stem>_<workflow_id>*<suffix>`` into ``<stem>_<workflow_id><suffix>``."""
+    """Merge the per-process files ``<stem>_<workflow_id>_<pid>_<thread id><suffix>`` into
+    ``<stem>_<workflow_id><suffix>``."""
     path = Path(base_path)
-    target = path.with_name(f"{path.stem}_{workflow_id}{path.suffix or '.jsonl'}")
-    pieces = sorted(p for p in glob.glob(str(path.with_name(f"{path.stem}_{workflow_id}*{path.suffix or '.jsonl'}")))
-                    if p != str(target))
+    suffix = path.suffix or ".jsonl"
+    target = path.with_name(f"{path.stem}_{workflow_id}{suffix}")
+    # Only the names buffer_file_path makes for this workflow, the id taken literally: a glob on
+    # "<stem>_<wf>*" would also take (and delete) the files of workflow "<wf>0", and read "[", "*", "?" in an id.
+    piece_name = re.compile(re.escape(f"{path.stem}_{workflow_id}") + r"_\d+_\d+" + re.escape(suffix))
+    folder = target.parent
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        names = []
+    pieces = sorted(str(folder / name) for name in names if piece_name.fullmatch(name))
     if not pieces:
         if target.exists():
             return str(target)
