@@ -128,7 +128,7 @@ class TestChartSpec:
         ({"collection": "tasks", "y": "a", "limit": "10"}, r"limit must be a non-negative int, got '10'"),
         ({"collection": "tasks", "y": "a", "filter": {"$where": "1"}}, r"unknown query operator '\$where'"),
         ({"collection": "tasks", "y": "a", "filter": "workflow_id = 1"}, r"'filter' must be a dict"),
-        ({"collection": "tasks", "y": "a b"}, r"invalid field path 'a b'"),
+        ({"collection": "tasks", "y": 'a"b'}, r"invalid field path 'a\"b'"),
         ({"collection": "tasks", "y": [f"f{i}" for i in range(101)]}, r"names 101 fields; at most 100 series"),
         ({"collection": "tasks", "x": "", "y": "a"}, r"field path must be a non-empty string"),
     ])

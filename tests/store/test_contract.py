@@ -51,7 +51,8 @@ class TestFilters:
         assert word in str(info.value) and "$regex" in str(info.value) and "$nin" in str(info.value)
 
     @pytest.mark.parametrize("flt", [
-        {"a..b": 1}, {"a b": 1}, {"a'b": 1}, {"": 1}, {"x": {"$in": 5}}, {"$or": []}, {"$and": {"a": 1}},
+        {"a..b": 1}, {'a"b': 1}, {"a\x00b": 1}, {"a\nb": 1}, {"": 1}, {"x": {"$in": 5}}, {"$or": []},
+        {"$and": {"a": 1}},
         {"x": {"$options": "i"}}, {"x": {"$regex": "a", "$options": "q"}}, {"x": {"$regex": "("}},
         {"x": {"$gt": [1]}}, {"x": {"$not": 5}}, {"x": {"$eq": 1, "y": 2}},
     ])
@@ -59,6 +60,24 @@ class TestFilters:
         """Malformed filters raise QueryError before touching the database."""
         with pytest.raises(QueryError):
             seeded.find("tasks", flt)
+
+    def test_keys_with_spaces_quotes_colons_and_letters_are_queryable(self, store):
+        """Keys of any text but a double quote or a control character are fields like any other: filtered on,
+        projected and sorted by (the "object:<id>" keys saved objects add, a parameter named in Greek, a metric
+        with a space, a key with a single quote, which must not reach the SQL as text)."""
+        docs = [{"type": "task", "task_id": f"k{i}", "workflow_id": "wf-keys",
+                 "generated": {"object:0b5c-11": {"version": i}, "val loss": 1.0 - i / 10, "it's": f"v{i}"},
+                 "used": {"α": i}} for i in range(3)]
+        assert store.upsert(docs) == 3
+        assert _ids(store.find("tasks", {"generated.object:0b5c-11.version": 1})) == {"k1"}
+        assert _ids(store.find("tasks", {"used.α": {"$gte": 1}})) == {"k1", "k2"}
+        assert _ids(store.find("tasks", {"generated.it's": "v2"})) == {"k2"}
+        assert _ids(store.find("tasks", {"generated.it's') OR 1=1 --": "v2"})) == set()
+        got = store.find("tasks", {"workflow_id": "wf-keys"}, projection=["task_id", "generated.val loss"],
+                         sort=[("generated.val loss", 1)])
+        assert got == [{"task_id": "k2", "generated": {"val loss": 0.8}},
+                       {"task_id": "k1", "generated": {"val loss": 0.9}},
+                       {"task_id": "k0", "generated": {"val loss": 1.0}}]
 
     def test_unknown_collection(self, seeded):
         """An unknown collection raises QueryError listing the collections."""

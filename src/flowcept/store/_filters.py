@@ -50,7 +50,10 @@ SCALAR_FIELDS = frozenset(
     {"task_id", "workflow_id", "campaign_id", "parent_task_id", "activity_id", "status", "agent_id", "type",
      "started_at", "ended_at", "registered_at", "utc_timestamp"})
 
-_SEGMENT = re.compile(r"[A-Za-z0-9_\-]+\Z")
+# What a path segment may not hold: SQLite's JSON path cannot quote a double quote inside a key, and no store keeps
+# control characters (PostgreSQL refuses NUL). Anything else (":" in the "object:<id>" keys this package writes,
+# spaces, non-ASCII letters) is a key like any other; SQLite's paths are quoted and escaped (SqliteDialect.json_path).
+_BAD_SEGMENT = re.compile(r'["\x00-\x1f\x7f]')
 
 #: Hostile-input bounds: operators nested deeper than this, or more operator nodes than this in one filter, are a
 #: QueryError (a 2,000-deep ``$and`` would otherwise exhaust Python's stack or SQLite's expression depth).
@@ -73,16 +76,18 @@ def split_path(field: Any) -> tuple[str, ...]:
     """Validate a dotted field path and return its segments.
 
     Raises:
-        QueryError: the path is not a string, is empty, or has a segment outside ``[A-Za-z0-9_-]``.
+        QueryError: the path is not a string, is empty, has an empty segment, a segment starting with ``$`` (an
+            operator) or one holding a double quote or a control character.
     """
     if not isinstance(field, str) or not field:
         raise QueryError(f"field path must be a non-empty string, got {field!r}")
     segments = tuple(field.split("."))
     for seg in segments:
-        if not _SEGMENT.match(seg):
-            if seg.startswith("$"):
-                raise _unknown(seg)
-            raise QueryError(f"invalid field path {field!r}: segment {seg!r} may only hold letters, digits, '_' and '-'")
+        if seg.startswith("$"):
+            raise _unknown(seg)
+        if not seg or _BAD_SEGMENT.search(seg):
+            raise QueryError(f"invalid field path {field!r}: segment {seg!r} must be non-empty and hold no double "
+                             "quote or control character")
     return segments
 
 
@@ -155,18 +160,19 @@ class SqliteDialect(_Dialect):
 
     @staticmethod
     def json_path(path: tuple[str, ...]) -> str:
-        """SQL expression of the JSON path: a literal, unless a segment is all digits."""
+        """SQL expression of the JSON path: a literal, unless a segment is all digits. Each key is quoted in the path
+        (``$."a b"``) and the SQL literal escapes its single quotes (split_path refuses double quotes)."""
         pieces: list[str] = []
         literal = "$"
         for seg in path:
-            if seg.isdigit():
+            if seg.isascii() and seg.isdigit():
                 pieces.append(f"'{literal}'")
                 literal = ""
                 prefix = pieces[0] if len(pieces) == 1 else "(" + " || ".join(pieces) + ")"
                 # An all-digit segment indexes an array, or names a key of an object (as PostgreSQL's #> does).
                 pieces.append(f"CASE json_type(doc, {prefix}) WHEN 'array' THEN '[{seg}]' ELSE '.\"{seg}\"' END")
             else:
-                literal += f'."{seg}"'
+                literal += '."' + seg.replace("'", "''") + '"'
         if not pieces:
             return f"'{literal}'"
         if literal:
@@ -825,7 +831,7 @@ def _get(doc: Any, path: tuple[str, ...]) -> Any:
     for seg in path:
         if isinstance(cur, dict):
             cur = cur.get(seg, _MISSING)
-        elif isinstance(cur, list) and seg.isdigit() and int(seg) < len(cur):
+        elif isinstance(cur, list) and seg.isascii() and seg.isdigit() and int(seg) < len(cur):
             cur = cur[int(seg)]
         else:
             return _MISSING
