@@ -426,6 +426,18 @@ class TestFile:
 
 
 class TestErrors:
+    @pytest.mark.parametrize("text, message", [
+        ("buffer:\n  flush_interval_secs: 0\n", "buffer.flush_interval_secs: must be >= 0.001, got 0"),
+        ("buffer:\n  flush_interval_secs: .nan\n", "buffer.flush_interval_secs: must be a number, got nan"),
+        ("buffer:\n  stop_timeout_secs: .nan\n", "buffer.stop_timeout_secs: must be a number, got nan"),
+    ])
+    def test_intervals_that_would_spin_or_never_compare(self, tmp_path, text, message):
+        """A zero flush interval (the flusher would spin a core) and NaN timeouts are refused, naming the key."""
+        path = write(tmp_path, text)
+        with pytest.raises(ConfigError) as info:
+            load_settings(path, env={})
+        assert str(info.value).startswith(message)
+
     def test_unknown_top_level_key_suggests(self, tmp_path):
         """A misspelt section is an error naming the key, the closest known key and the file."""
         path = write(tmp_path, "projetc:\n  name: x\n")

@@ -24,7 +24,7 @@ import orjson
 
 from flowcept._internal_errors import report_internal_error
 from flowcept._runtime import RUNTIME
-from flowcept.records import KINDS
+from flowcept.records import KINDS, kind_of
 from flowcept.serialize import dumps_each
 
 logger = logging.getLogger("flowcept")
@@ -150,6 +150,15 @@ def encode_batch(records: list) -> EncodedBatch:
     whole batch): the capturing threads share the GIL with this one, so an interpreted step per record would slow
     capture down.
     """
+    try:
+        kinds = frozenset(map(dict.get, records, repeat("type")))
+    except TypeError:  # an unhashable "type": hostile input, routed by the stores' own tests
+        kinds = None
+    if kinds is not None and None in kinds:
+        # Untyped messages (other tools', or emit() without "type"): typed here as records.kind_of reads them, so
+        # that every store and the keeper route them (the stores route by "type"). The caller's dict is not changed.
+        records[:] = [_typed(record) if record.get("type") is None else record for record in records]
+        kinds = frozenset(map(dict.get, records, repeat("type")))
     parts = dumps_each(records)
     has_data = any(map(dict.__contains__, records, repeat("data")))
     batch = EncodedBatch(None, len(records), has_data, parts=parts)
@@ -162,10 +171,9 @@ def encode_batch(records: list) -> EncodedBatch:
                 records[i] = record = {k: v for k, v in record.items() if v is not None}
                 parts[i] = dumps_each([record])[0]
         batch = EncodedBatch(None, len(records), has_data, parts=parts)
-    try:
-        batch.kinds = kinds = frozenset(map(dict.get, records, repeat("type")))
-    except TypeError:  # an unhashable "type": hostile input, routed by the stores' own tests
+    if kinds is None:
         return batch
+    batch.kinds = kinds
     if len(kinds) == 1:
         (kind,) = kinds
         if kind in KINDS:
@@ -173,6 +181,12 @@ def encode_batch(records: list) -> EncodedBatch:
             if set(map(type, ids)) == {str}:
                 batch.ids = ids
     return batch
+
+
+def _typed(record: dict) -> dict:
+    """An untyped record with the ``type`` :func:`flowcept.records.kind_of` infers (a copy), or itself when none."""
+    kind = kind_of(record)
+    return {**record, "type": kind} if kind is not None else record
 
 
 #: The body of :meth:`BatchBuffer.emit` as source, for the capture wrappers generated in

@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import logging
 import os
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -161,6 +162,9 @@ class Flowcept(FlowceptObjects, metaclass=_FlowceptMeta):
         self._save_workflow = save_workflow
         self.enabled = bool(interceptors)
         self.is_started = False
+        # stop() from two threads at once: the second waits and finds the controller stopped (releasing the shared
+        # pipeline twice would close it under another running workflow).
+        self._stop_lock = threading.RLock()
         self.report: StopReport | None = None
         self._scope: _ctx.Scope | None = None
         self._token = None
@@ -233,6 +237,16 @@ class Flowcept(FlowceptObjects, metaclass=_FlowceptMeta):
         Raises:
             StopTimeoutError: records were still unconfirmed after ``buffer.stop_timeout_secs``.
         """
+        if self.is_started and self._scope in _runtime.RUNTIME.inherited_scopes:
+            # A forked child leaving its parent's block (sys.exit in the child unwinds the `with`): the workflow is
+            # the parent's to end. The child's records are its own (its buffer was emptied at the fork): flush them.
+            self.is_started = False
+            self._buffer.flush(self.settings.buffer.stop_timeout_secs)
+            return self.report
+        with self._stop_lock:
+            return self._stop(_error)
+
+    def _stop(self, _error: BaseException | None) -> StopReport | None:
         if not self.is_started:
             if self.enabled:
                 logger.warning("Flowcept.stop() called on a controller that is not started")

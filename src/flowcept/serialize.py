@@ -20,6 +20,8 @@ Hostile input is kept as data, never silently lost, and each case counts a captu
   stored as its text.
 * **Integers beyond 64 bits** (JSON readers lose their digits) are stored as their decimal text, or past Python's
   limit on decimal conversion (``sys.set_int_max_str_digits``) as their hexadecimal text ``0x...``.
+* **Strings with lone surrogates** (file names that are not UTF-8, as ``os.listdir`` returns them) are stored with
+  each surrogate written as its escape: ``"file\\udcff.txt"``.
 """
 
 from __future__ import annotations
@@ -258,6 +260,18 @@ def big_int_text(value: int) -> str:
     return text
 
 
+def valid_text(text: str) -> str:
+    """``text`` itself, or, when it holds lone surrogates (a file name ``os.listdir`` decoded from bytes that are not
+    UTF-8, ``"\\udcff"``), the same text with each of them written as its escape (counted as a capture warning):
+    JSON text is UTF-8, which cannot hold them."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        report_capture_warning("a string", "lone surrogates in a string stored as their escapes (\\udcff)")
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
 def key_text(key: Any) -> str:
     """The string a non-string dict key is stored under (before collisions are resolved)."""
     if key is None or isinstance(key, bool):
@@ -295,14 +309,16 @@ def _walk(value: Any) -> Any:
     # Slow path for what orjson refuses outright (non-string keys, integers beyond 64 bits, deeply nested or cyclic
     # data) and for values converted on the flusher (to_dict() results), whose floats were never snapshotted.
     if isinstance(value, dict):
-        return {k: _walk(v) for k, v in string_keys(value).items()}
+        return {valid_text(k): _walk(v) for k, v in string_keys(value).items()}
     if isinstance(value, (list, tuple)):
         return [_walk(v) for v in value]
     if isinstance(value, int) and not isinstance(value, bool) and not -(2 ** 63) <= value < 2 ** 64:
         return big_int_text(value)
     if isinstance(value, float):
         return value if value - value == 0.0 else non_finite(value)
-    if value is None or isinstance(value, (str, int, bool)):
+    if isinstance(value, str):
+        return valid_text(value)
+    if value is None or isinstance(value, (int, bool)):
         return value
     try:
         return orjson.loads(orjson.dumps(value, default=_default, option=_OPTIONS))

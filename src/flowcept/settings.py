@@ -438,8 +438,9 @@ class BufferSettings:
 
     batch_size: int = _key(2000, "Records per flushed batch; crossing it wakes the flusher.",
                            env="FLOWCEPT_BUFFER_BATCH_SIZE", min=1)
-    flush_interval_secs: float = _key(0.1, "Longest time a record waits in the buffer.",
-                                      env="FLOWCEPT_BUFFER_FLUSH_INTERVAL_SECS", min=0)
+    flush_interval_secs: float = _key(0.1, "Longest time a record waits in the buffer (at least 1 ms: the flusher "
+                                           "wakes this often even when idle).",
+                                      env="FLOWCEPT_BUFFER_FLUSH_INTERVAL_SECS", min=0.001)
     max_size: int = _key(20000, "Records the buffer holds before appends wait for room (bounds the memory of a "
                                 "process that captures faster than its store writes).",
                          env="FLOWCEPT_BUFFER_MAX_SIZE", min=1)
@@ -656,6 +657,8 @@ def _check_value(value: Any, f, key: str, path: str | None) -> Any:
         if value not in choices:
             allowed = ", ".join(repr(c) for c in choices)
             raise ConfigError(f"invalid value {value!r}; allowed values: {allowed}", key=key, path=path)
+    if isinstance(value, float) and value != value:  # NaN passes every comparison below
+        raise ConfigError("must be a number, got nan", key=key, path=path)
     if meta.get("min") is not None and value < meta["min"]:
         raise ConfigError(f"must be >= {meta['min']}, got {value!r}", key=key, path=path)
     if meta.get("max") is not None and value > meta["max"]:

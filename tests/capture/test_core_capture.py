@@ -859,3 +859,120 @@ class TestDecoratorReviewFixes:
         assert routed["used"] == {"x": 1, "options": {"workflow_id": "wf-kwargs", "campaign_id": "camp-kwargs"}}
         (plain,) = tasks_of(f.workflow_id)
         assert plain["used"] == {"x": 2, "options": {}} and plain["campaign_id"] == f.campaign_id
+
+
+class TestPipelineReviewFixes:
+    def test_untyped_records_are_stored_as_their_fields_say(self):
+        """A record emitted without "type" is stored as the kind its fields make it (records.kind_of), not counted
+        as written and lost; the caller's dict is left as it was."""
+        from flowcept.capture.emit import emit
+
+        untyped = {"task_id": "untyped-1", "activity_id": "external", "used": {"x": 1}}
+        with Flowcept() as f:
+            assert emit(untyped) is True
+            with pytest.raises(TypeError, match=r"emit\(\) takes a record dict .* not list"):
+                emit(["not", "a", "record"])
+        (task,) = Flowcept.db.task_query({"task_id": "untyped-1"})
+        assert task == {"type": "task", "task_id": "untyped-1", "activity_id": "external", "used": {"x": 1},
+                        "workflow_id": f.workflow_id, "campaign_id": f.campaign_id}
+        assert "type" not in untyped
+
+    def test_strings_that_are_not_utf8_keep_their_task(self):
+        """A file name os.listdir decoded from bytes that are not UTF-8 (lone surrogates), as a value or as a key,
+        is stored with each surrogate as its escape; the task is kept and a capture warning counted."""
+        import os as os_module
+
+        from flowcept._internal_errors import capture_warning_count
+
+        @flowcept_task
+        def open_file(name, meta):
+            return 1
+
+        name = os_module.fsdecode(b"file\xff.txt")
+        before = capture_warning_count()
+        with Flowcept() as f:
+            open_file(name, {"k\udcff": 1})
+            open_file("plain.txt", {})
+        got = sorted((t["used"]["name"], t["used"]["meta"]) for t in tasks_of(f.workflow_id))
+        assert got == [("file\\udcff.txt", {"k\\udcff": 1}), ("plain.txt", {})]
+        assert capture_warning_count() - before >= 1
+
+    def test_a_forked_child_leaving_the_block_does_not_end_the_parents_workflow(self, tmp_path):
+        """A child forked inside `with Flowcept()` that exits with sys.exit (unwinding the block) has its tasks
+        recorded, and the workflow stays RUNNING until the parent's block ends (then FINISHED)."""
+        import subprocess
+        import sys
+        import textwrap
+
+        script = tmp_path / "fork_child.py"
+        script.write_text(textwrap.dedent("""
+            import os, sys
+            from flowcept import Flowcept, flowcept_task
+
+            @flowcept_task
+            def f(x):
+                return x + 1
+
+            with Flowcept(workflow_name="forked-exit") as fc:
+                pid = os.fork()
+                if pid == 0:
+                    f(1)
+                    sys.exit(0)
+                _, status = os.waitpid(pid, 0)
+                assert status == 0, status
+                (wf,) = Flowcept.db.workflow_query({"workflow_id": fc.workflow_id})
+                print("during:", wf["status"], "ended_at" in wf)
+            (wf,) = Flowcept.db.workflow_query({"workflow_id": fc.workflow_id})
+            print("after:", wf["status"])
+            print("tasks:", [t["used"] for t in Flowcept.db.task_query({"workflow_id": fc.workflow_id})])
+        """))
+        env = {**os.environ, "HOME": str(tmp_path)}
+        done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.splitlines() == ["during: RUNNING False", "after: FINISHED", "tasks: [{'x': 1}]"]
+
+    def test_two_threads_stopping_one_controller_leave_the_others_pipeline(self, tmp_path):
+        """stop() called by two threads at once on one controller releases the shared pipeline once: a workflow
+        still running beside it keeps storing. (A subprocess: the thread switch interval is set to its minimum there
+        so that the two stops interleave.)"""
+        import subprocess
+        import sys
+        import textwrap
+
+        script = tmp_path / "racing_stops.py"
+        script.write_text(textwrap.dedent("""
+            import sys, threading
+            sys.setswitchinterval(1e-6)
+            from flowcept import Flowcept, flowcept_task
+
+            @flowcept_task
+            def f(x):
+                return x
+
+            outer = Flowcept(workflow_name="outer")
+            outer.start()
+            for k in range(300):
+                inner = Flowcept(workflow_name="inner", delete_buffer_file=False)
+                inner.start()
+                f(k)
+                barrier = threading.Barrier(2)
+
+                def stop():
+                    barrier.wait()
+                    inner.stop()
+                threads = [threading.Thread(target=stop) for _ in range(2)]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+            for i in range(1000):
+                f(i)
+            report = outer.stop()
+            print(report.dropped, len(Flowcept.db.task_query({"workflow_id": outer.workflow_id})))
+        """))
+        env = {**os.environ, "HOME": str(tmp_path)}
+        done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split() == ["0", "1000"]

@@ -13,7 +13,13 @@ def emit(record: dict, scope: "_ctx.Scope | None" = None) -> bool:
 
     Returns:
         False when no Flowcept is running (nothing was queued), else True.
+
+    Raises:
+        TypeError: ``record`` is not a dict.
     """
+    if not isinstance(record, dict):
+        raise TypeError(f"emit() takes a record dict (e.g. {{'type': 'task', 'task_id': ...}}), "
+                        f"not {type(record).__name__}")
     if scope is None:
         scope = _ctx.current_scope()
         if scope is None:
