@@ -261,6 +261,25 @@ class TestIngest:
         result = runner.invoke(app, ["query", "-f", '{"activity_id": "add"}', "--json"])
         assert len(_json_lines(result.stdout)) == 4
 
+    def test_line_nested_too_deeply_is_skipped(self, runner, tmp_path):
+        """A line nested 300 levels deep (more than the store's encoder takes) is skipped, named and counted like a
+        malformed line; every other line loads, in batches before and after it."""
+        deep: object = "leaf"
+        for i in range(300):
+            deep = {f"k{i}": deep}
+        path = tmp_path / "deep.jsonl"
+        self._write(path, [orjson.dumps(d).decode() for d in self._LINES[:2]]
+                    + [json.dumps({"type": "task", "task_id": "deep", "used": deep}), "not json"]
+                    + [orjson.dumps(d).decode() for d in self._LINES[2:]])
+        result = runner.invoke(app, ["ingest", str(path), "--batch-size", "1"])
+        assert result.exit_code == 0, result.output
+        assert result.stdout == f"ingested 4 records from {path} (2 malformed lines skipped)\n"
+        assert f"skipped line 3 of {path}: nested too deeply to store (Recursion limit reached)\n" in result.stderr
+        result = runner.invoke(app, ["query", "--json", "--sort", '[["task_id", 1]]'])
+        assert _json_lines(result.stdout) == self._EXPECTED
+        result = runner.invoke(app, ["query", "--json", "-c", "workflows"])
+        assert _json_lines(result.stdout) == [self._LINES[3]]
+
     def test_missing_file(self, runner, tmp_path):
         """A file that does not exist is a usage error."""
         result = runner.invoke(app, ["ingest", str(tmp_path / "none.jsonl")])

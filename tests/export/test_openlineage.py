@@ -13,7 +13,7 @@ import pytest
 
 from flowcept.export import export_workflow
 from flowcept.export.openlineage import FlowceptRunFacet, run_uuid
-from tests.export._records import TASKS, make_records, tid
+from tests.export._records import BASE, TASKS, make_records, tid
 
 
 def parse_event(doc: dict):
@@ -148,3 +148,50 @@ class TestOpenLineage:
                 port = s.getsockname()[1]
             with pytest.raises(TransportError, match=f"127.0.0.1:{port}"):
                 export_workflow(wf, "openlineage", None, store=store, url=f"http://127.0.0.1:{port}")
+
+
+class TestTimesWithoutRecord:
+    """A workflow stored without its workflow record, and tasks without times: events carry the nearest known
+    time (never 1970), and the workflow ends as its tasks did."""
+
+    @staticmethod
+    def _iso(offset: float) -> str:
+        import datetime
+
+        return datetime.datetime.fromtimestamp(BASE + offset, tz=datetime.timezone.utc).isoformat()
+
+    def _events(self, store, tmp_path, tasks: list[dict]) -> list[tuple[str, str, str]]:
+        store.upsert([{"type": "task", "workflow_id": "wf-norec", **t} for t in tasks])
+        path = tmp_path / "events.jsonl"
+        export_workflow("wf-norec", "openlineage", str(path), store=store)
+        docs = [json.loads(line) for line in path.read_text().splitlines()]
+        assert all(parse_event(d) for d in docs)
+        return [(d["eventType"], d["run"]["facets"]["flowcept"].get("task_id") or "wf", d["eventTime"]) for d in docs]
+
+    def test_workflow_spans_its_tasks_and_fails_with_one(self, store, tmp_path):
+        """START at the earliest task time, FAIL (a task failed) at the latest; a task without started_at starts
+        at its utc_timestamp, one without any time at the workflow's start, one without ended_at ends at its
+        start."""
+        events = self._events(store, tmp_path, [
+            {"task_id": "nr-a", "started_at": BASE + 10, "ended_at": BASE + 20, "status": "FINISHED"},
+            {"task_id": "nr-b", "utc_timestamp": BASE + 30, "ended_at": BASE + 40, "status": "ERROR"},
+            {"task_id": "nr-c", "status": "FINISHED"},
+            {"task_id": "nr-d", "started_at": BASE + 15, "status": "FINISHED"},
+        ])
+        assert events[0] == ("START", "wf", self._iso(10))
+        assert events[-1] == ("FAIL", "wf", self._iso(40))
+        assert sorted(events[1:-1], key=lambda e: (e[1], e[0] != "START")) == [
+            ("START", "nr-a", self._iso(10)), ("COMPLETE", "nr-a", self._iso(20)),
+            ("START", "nr-b", self._iso(30)), ("FAIL", "nr-b", self._iso(40)),
+            ("START", "nr-c", self._iso(10)), ("COMPLETE", "nr-c", self._iso(10)),
+            ("START", "nr-d", self._iso(15)), ("COMPLETE", "nr-d", self._iso(15))]
+
+    def test_complete_once_every_task_ended(self, store, tmp_path):
+        """Every task finished: COMPLETE at the latest task time; one still running: no end event yet."""
+        finished = [{"task_id": "nr-a", "started_at": BASE + 10, "ended_at": BASE + 20, "status": "FINISHED"},
+                    {"task_id": "nr-b", "started_at": BASE + 5, "ended_at": BASE + 12, "status": "FINISHED"}]
+        events = self._events(store, tmp_path, finished)
+        assert (events[0], events[-1]) == (("START", "wf", self._iso(5)), ("COMPLETE", "wf", self._iso(20)))
+        events = self._events(store, tmp_path, [{"task_id": "nr-r", "started_at": BASE + 30, "status": "RUNNING"}])
+        assert events[0] == ("START", "wf", self._iso(5))
+        assert [e for e in events if e[1] == "wf"] == [("START", "wf", self._iso(5))]

@@ -91,8 +91,9 @@ class TestProvExport:
         assert {a for a, *_ in _relations(back, "Start")} == {"task:c-a", "task:c-b"}
 
     def test_object_ids_dependents_and_store_lineage(self, store, tmp_path):
-        """Object ids join tasks even inside different values; dependents link forward once; every edge the
-        store's lineage finds is a wasInformedBy of the export."""
+        """Object ids join tasks even inside different values; a load of a version links to the task that saved
+        that version only (a use without a version to every saver); dependents link forward once; the export's
+        wasInformedBy are the edges the store's lineage finds."""
         from prov.model import ProvDocument
 
         from flowcept.query.lineage import edges
@@ -101,17 +102,21 @@ class TestProvExport:
             {"type": "workflow", "workflow_id": "wf-obj"},
             {"type": "task", "task_id": "o-a", "workflow_id": "wf-obj", "started_at": 1.0, "ended_at": 2.0,
              "generated": {"model": {"object_id": "obj-1", "version": 0}}, "dependents": ["o-c"]},
+            {"type": "task", "task_id": "o-s", "workflow_id": "wf-obj", "started_at": 2.5, "ended_at": 2.6,
+             "generated": {"model": {"object_id": "obj-1", "version": 2}}},
             {"type": "task", "task_id": "o-b", "workflow_id": "wf-obj", "started_at": 3.0, "ended_at": 4.0,
              "used": {"m": {"object_id": "obj-1", "version": 2}}},
             {"type": "task", "task_id": "o-c", "workflow_id": "wf-obj", "started_at": 5.0, "ended_at": 6.0,
              "dependencies": ["o-a"]},
+            {"type": "task", "task_id": "o-d", "workflow_id": "wf-obj", "started_at": 7.0, "ended_at": 8.0,
+             "used": {"m": [{"object_id": "obj-1", "version": 0}]}},
         ])
         path = tmp_path / "obj.json"
         export_workflow("wf-obj", "prov-json", str(path), store=store)
         informed = _relations(ProvDocument.deserialize(str(path), format="json"), "Communication")
-        assert informed == {("task:o-b", "task:o-a"), ("task:o-c", "task:o-a")}
+        assert informed == {("task:o-b", "task:o-s"), ("task:o-c", "task:o-a"), ("task:o-d", "task:o-a")}
         stored = {(f"task:{dst}", f"task:{src}") for src, dst, kind in edges(store, "wf-obj") if kind != "parent"}
-        assert stored and stored <= informed
+        assert stored == informed
 
     def test_known_workflow_covers_store_lineage(self, known, store, tmp_path):
         """On the known workflow too, the store's dependency and data edges are all in the export."""
@@ -125,3 +130,24 @@ class TestProvExport:
         informed = _relations(ProvDocument.deserialize(str(path), format="json"), "Communication")
         stored = {(f"task:{dst}", f"task:{src}") for src, dst, kind in edges(store, wf) if kind != "parent"}
         assert stored <= informed
+
+    def test_match_values_follows_the_store_lineage_rule(self, store, tmp_path):
+        """With match_values, PROV links what lineage_edges(match_values=True) links: a value is one argument or
+        output, never an element of a list; numbers compare by value (77 == 77.0); "REDACTED" links nothing."""
+        from prov.model import ProvDocument
+
+        from flowcept.query.lineage import edges
+
+        store.upsert([{"type": "task", "task_id": tid_, "workflow_id": "wf-mv", "started_at": at, **fields}
+                      for tid_, at, fields in [
+                          ("mv-p", 1.0, {"generated": {"scores": [10, 20, 30]}}),
+                          ("mv-q", 2.0, {"used": {"v": 20}}),
+                          ("mv-r", 3.0, {"generated": {"best": 77, "token": "REDACTED"}}),
+                          ("mv-s", 4.0, {"used": {"v": 77.0}}),
+                          ("mv-u", 5.0, {"used": {"password": "REDACTED"}}),
+                      ]])
+        path = tmp_path / "mv.json"
+        export_workflow("wf-mv", "prov-json", str(path), store=store, match_values=True)
+        informed = _relations(ProvDocument.deserialize(str(path), format="json"), "Communication")
+        assert informed == {("task:mv-s", "task:mv-r")}
+        assert list(edges(store, "wf-mv", match_values=True)) == [("mv-r", "mv-s", "value")]

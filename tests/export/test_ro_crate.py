@@ -122,3 +122,29 @@ class TestRoCrate:
         assert [e for e in graph if e["@id"] == "./"][0]["license"] == {"@id": "https://spdx.org/licenses/MIT"}
         assert {e["name"] for e in graph if e["@type"] == "SoftwareApplication"} == {"double", "total", "flowcept"}
         assert_valid(validate(str(tmp_path / "unzipped"), validator_cache, tmp_path))
+
+
+def test_values_keep_each_tasks_own_names(store, tmp_path):
+    """One value passed under two names is two PropertyValues, each under its task's own parameter or output name
+    (both with the value's hash, so data flow still joins)."""
+    store.upsert([
+        {"type": "workflow", "workflow_id": "wf-pv", "name": "pv"},
+        {"type": "task", "task_id": "pv-train", "workflow_id": "wf-pv", "activity_id": "train", "started_at": 1.0,
+         "used": {"learning_rate": 10}, "generated": {"epochs": 10}},
+        {"type": "task", "task_id": "pv-eval", "workflow_id": "wf-pv", "activity_id": "evaluate", "started_at": 2.0,
+         "used": {"batch_size": 10, "epochs": 10}, "generated": {"accuracy": 0.5}},
+    ])
+    crate = tmp_path / "crate"
+    export_workflow("wf-pv", "ro-crate", str(crate), store=store)
+    graph = {e["@id"]: e for e in json.loads((crate / "ro-crate-metadata.json").read_text())["@graph"]}
+
+    def named(refs):
+        return [(graph[r["@id"]]["name"], graph[r["@id"]]["value"], graph[r["@id"]]["identifier"]) for r in refs]
+
+    train, evaluate = graph["#task-pv-train"], graph["#task-pv-eval"]
+    ten = graph[train["object"][0]["@id"]]["identifier"]
+    assert named(train["object"]) == [("learning_rate", "10", ten)]
+    assert named(train["result"]) == [("epochs", "10", ten)]
+    assert sorted(named(evaluate["object"])) == [("batch_size", "10", ten), ("epochs", "10", ten)]
+    assert train["result"][0] in evaluate["object"]  # the same (name, value): one entity
+    assert len([e for e in graph.values() if e["@type"] == "PropertyValue"]) == 4

@@ -13,8 +13,9 @@
     ├── export           a workflow as PROV-JSON/PROV-N/PROV-O, an RO-Crate or OpenLineage events
     └── report           workflow card (markdown) or provenance report (PDF, HTML)
 
-Exit codes: 0 ok, 1 a flowcept error (store or broker failed...), 2 bad usage or settings (``ConfigError``).
-Errors go to stderr, starting with ``Error:``.
+Exit codes: 0 ok, 1 a flowcept error (store or broker failed...), 2 bad usage or settings (``ConfigError``) or an
+output path that cannot be written (``Error: cannot write PATH: reason``). Errors go to stderr, starting with
+``Error:``. Commands that write files (export, report, objects download) create the missing folders of the path.
 """
 
 from __future__ import annotations
@@ -52,8 +53,11 @@ class FlowceptCliError(click.ClickException):
         self.exit_code = exit_code
 
 
-def as_cli_error(exc: FlowceptError) -> FlowceptCliError:
-    """The one place that maps the error tree to exit codes (ConfigError 2, other FlowceptError 1)."""
+def as_cli_error(exc: Exception, output: str | None = None) -> FlowceptCliError:
+    """The one place that maps errors to exit codes: ConfigError 2, other FlowceptError 1, and an OSError of a
+    command that writes ``output`` (a missing folder, a folder where a file goes...) 2, as bad input."""
+    if isinstance(exc, OSError) and not isinstance(exc, FlowceptError):
+        return FlowceptCliError(f"cannot write {output}: {exc.strerror or exc}", 2)
     return FlowceptCliError(str(exc), 2 if isinstance(exc, ConfigError) else 1)
 
 
@@ -75,6 +79,11 @@ class _LazyGroup(click.Group):
             return super().invoke(ctx)
         except FlowceptError as exc:
             raise as_cli_error(exc) from exc
+        except OSError as exc:
+            output = getattr(ctx.obj, "output", None)  # declared by a command that writes a file (writes_to)
+            if output is None:
+                raise
+            raise as_cli_error(exc, output) from exc
 
 
 class CliState:
@@ -83,6 +92,8 @@ class CliState:
     def __init__(self, settings_path: str | None):
         self.settings_path = settings_path
         self._settings = None
+        #: The file or folder the running command writes (see ``flowcept.cli._common.writes_to``).
+        self.output: str | None = None
 
     @property
     def settings(self):

@@ -15,6 +15,13 @@ def settings_of(ctx: click.Context):
     return ctx.find_object(_state_class()).settings
 
 
+def writes_to(ctx: click.Context, path: str | None) -> str | None:
+    """Declare the file or folder the command writes: an OSError the command meets then ends it as
+    ``Error: cannot write PATH: reason`` (exit 2) instead of a traceback. Returns ``path``."""
+    ctx.find_object(_state_class()).output = path
+    return path
+
+
 def _state_class():
     from flowcept.cli import CliState
 

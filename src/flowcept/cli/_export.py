@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from flowcept.cli._common import settings_of
+from flowcept.cli._common import settings_of, writes_to
 
 _FORMATS = ("prov-json", "prov-n", "prov-o", "ro-crate", "openlineage")
 
@@ -12,7 +12,8 @@ _FORMATS = ("prov-json", "prov-n", "prov-o", "ro-crate", "openlineage")
 @click.command()
 @click.option("-F", "--format", "fmt", type=click.Choice(_FORMATS), required=True, help="What to write.")
 @click.option("-w", "--workflow-id", required=True, help="The workflow to export.")
-@click.option("-o", "--output", metavar="PATH", help="Output file (a folder, or a .zip, for ro-crate).")
+@click.option("-o", "--output", metavar="PATH", help="Output file (a folder, or a .zip, for ro-crate); missing "
+                                                     "folders are created.")
 @click.option("--url", metavar="URL", help="openlineage: also POST every event to this Marquez-compatible endpoint "
                                           "(http://host:port posts to /api/v1/lineage).")
 @click.option("--match-values", is_flag=True, help="Plain scalar values shared by two tasks also count as data flow.")
@@ -35,6 +36,7 @@ def export(ctx: click.Context, fmt: str, workflow_id: str, output: str | None, u
     if store is None:
         raise ConfigError("no database is enabled: set databases.sqlite.enabled or databases.postgres.enabled",
                           key="databases")
+    writes_to(ctx, output)
     try:
         result = export_workflow(workflow_id, fmt, output, store=store, url=url, match_values=match_values,
                                  license=license_, namespace=namespace)

@@ -7,7 +7,7 @@ from typing import Iterator
 
 import click
 
-from flowcept.cli._common import json_option, open_store, settings_of
+from flowcept.cli._common import json_option, open_store, settings_of, writes_to
 
 _LIST_COLUMNS = ["object_id", "object_type", "version", "object_size_bytes", "storage_type", "task_id"]
 _HISTORY_COLUMNS = ["version", "prev_version", "object_size_bytes", "data_sha256", "updated_at", "task_id"]
@@ -93,8 +93,19 @@ def history(ctx: click.Context, object_id: str, as_json: bool) -> None:
 @click.option("-v", "--version", type=click.IntRange(min=0), default=None, help="A stored version (default: latest).")
 @click.pass_context
 def download(ctx: click.Context, object_id: str, dest: str, version: int | None) -> None:
-    """Write an object's content to DEST (streamed, checked against its sha256 before DEST appears)."""
+    """Write an object's content to DEST (streamed, checked against its sha256 before DEST appears); missing
+    folders of DEST are created."""
+    import os
+
     with _db(ctx) as db:
-        blob = db.download_object(object_id, dest, version)
+        writes_to(ctx, dest)
+        try:
+            blob = db.download_object(object_id, dest, version)
+        except FileNotFoundError:  # the object exists (it was looked up first), its folder does not
+            folder = os.path.dirname(os.path.abspath(dest))
+            if os.path.lexists(folder):
+                raise
+            os.makedirs(folder)
+            blob = db.download_object(object_id, dest, version)
     click.echo(f"{dest}: {blob.object_size_bytes} bytes, object {object_id} version {blob.version}, "
                f"sha256 {blob.data_sha256}")

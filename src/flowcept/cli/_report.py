@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from flowcept.cli._common import settings_of
+from flowcept.cli._common import settings_of, writes_to
 
 
 @click.command()
@@ -12,7 +12,8 @@ from flowcept.cli._common import settings_of
               help="Default: workflow_card for markdown, provenance_report for pdf and html.")
 @click.option("-F", "--format", "fmt", type=click.Choice(["markdown", "pdf", "html"]), default="markdown",
               show_default=True)
-@click.option("-o", "--output", metavar="PATH", help="Default: WORKFLOW_CARD.md / PROVENANCE_REPORT.pdf|html.")
+@click.option("-o", "--output", metavar="PATH", help="Default: WORKFLOW_CARD.md / PROVENANCE_REPORT.pdf|html; "
+                                                     "missing folders are created.")
 @click.option("-i", "--input-path", metavar="JSONL", type=click.Path(exists=True, dir_okay=False),
               help="Read records from a JSONL buffer file instead of the store.")
 @click.option("-w", "--workflow-id", help="Read this workflow from the store.")
@@ -34,9 +35,10 @@ def report(ctx: click.Context, report_type: str | None, fmt: str, output: str | 
         from flowcept.cli._common import open_store
 
         store = open_store(settings_of(ctx))
+    output = writes_to(ctx, output or REPORT_KINDS[(report_type, fmt)])
     try:
         result = generate_report(report_type, fmt, print_markdown=print_markdown,
-                                 output_path=output or REPORT_KINDS[(report_type, fmt)], input_jsonl_path=input_path,
+                                 output_path=output, input_jsonl_path=input_path,
                                  workflow_id=workflow_id, campaign_id=campaign_id, store=store)
     except ValueError as exc:
         from flowcept.errors import FlowceptError

@@ -18,7 +18,7 @@ from typing import Any
 
 from flowcept.errors import ConfigError
 
-__all__ = ["FORMATS", "export_workflow"]
+__all__ = ["FORMATS", "export_workflow", "make_parent"]
 
 #: Format name -> what it writes.
 FORMATS = {
@@ -38,8 +38,8 @@ def export_workflow(workflow_id: str, format: str, path: str | None, store: Any 
     Args:
         workflow_id: the workflow.
         format: one of :data:`FORMATS`.
-        path: the output file (a folder or ``.zip`` for ``ro-crate``). For ``openlineage`` it may be None when
-            ``url`` is given.
+        path: the output file (a folder or ``.zip`` for ``ro-crate``); its missing parent folders are created,
+            whatever the format. For ``openlineage`` it may be None when ``url`` is given.
         store: the store to read; default: the one the settings enable.
         url: ``openlineage`` only: also POST every event to this Marquez-compatible endpoint.
         match_values: plain scalar values shared by two tasks also count as data flow (``wasInformedBy``);
@@ -75,10 +75,25 @@ def export_workflow(workflow_id: str, format: str, path: str | None, store: Any 
         if owns:
             flush_pending()
         source = StoreSource(store, workflow_id=workflow_id)
+        if path is not None:
+            make_parent(path)
         return _write(format, source, path, url, match_values, license, namespace)
     finally:
         if owns:
             store.close()
+
+
+def make_parent(path: Any) -> None:
+    """Create the missing folders above the output ``path`` (exports and reports write into new folders alike).
+
+    Raises:
+        OSError: a folder cannot be created (a file is in the way: ``NotADirectoryError``...).
+    """
+    import os
+
+    folder = os.path.dirname(os.path.abspath(os.fspath(path)))
+    if not os.path.lexists(folder):
+        os.makedirs(folder)
 
 
 def _write(fmt: str, source, path, url, match_values, license, namespace) -> dict:

@@ -16,8 +16,9 @@ import tempfile
 from typing import Any, Iterator
 
 from flowcept.export._source import is_trivial, value_hash
+from flowcept.redact import REDACTED
 
-__all__ = ["direct_edges", "value_items", "data_tokens", "ScratchIndex", "TOKEN_KEYS"]
+__all__ = ["direct_edges", "value_items", "data_tokens", "flows", "flow_key", "ScratchIndex", "TOKEN_KEYS"]
 
 
 def direct_edges(task: dict) -> list[tuple[str, str, str]]:
@@ -44,15 +45,28 @@ def direct_edges(task: dict) -> list[tuple[str, str, str]]:
 TOKEN_KEYS = {"object_id": "o:", "sha256": "h:", "data_sha256": "h:"}
 
 
-def data_tokens(values: Any) -> Iterator[str]:
-    """The object-id and sha256 tokens anywhere inside ``values``."""
+def data_tokens(values: Any, generated: bool = True) -> Iterator[str]:
+    """The object-id and sha256 tokens anywhere inside ``values``, as :mod:`flowcept.store.lineage` derives them.
+
+    An object id beside an integer ``version`` is versioned: a use gives ``o:<id>#<version>`` only (a load of
+    version 0 links to the task that saved version 0), a generation gives both ``o:<id>`` and ``o:<id>#<version>``
+    (so a use naming the object without a version links to every version).
+    """
     stack = [values]
     while stack:
         item = stack.pop()
         if isinstance(item, dict):
+            version = item.get("version")
+            versioned = isinstance(version, int) and not isinstance(version, bool)
             for key, value in item.items():
                 if key in TOKEN_KEYS and isinstance(value, str):
-                    yield TOKEN_KEYS[key] + value
+                    token = TOKEN_KEYS[key] + value
+                    if key == "object_id" and versioned:
+                        if generated:
+                            yield token
+                        yield f"{token}#{version}"
+                    else:
+                        yield token
                 elif isinstance(value, (dict, list)):
                     stack.append(value)
         elif isinstance(item, list):
@@ -70,10 +84,22 @@ def value_items(values: Any) -> Iterator[tuple[str, Any, str]]:
 
 
 def flows(value: Any, match_values: bool) -> bool:
-    """Whether sharing ``value`` makes a data-flow edge: containers and non-trivial scalars when asked."""
-    if is_trivial(value):
+    """Whether sharing ``value`` makes a data-flow edge: containers and non-trivial scalars when asked.
+
+    Values are the entries :func:`value_items` gives (an element of a list is no value of its own), the rule
+    ``Flowcept.db.lineage_edges(..., match_values=True)`` follows; the ``"REDACTED"`` placeholder is no data.
+    """
+    if is_trivial(value) or value == REDACTED:
         return False
     return match_values or isinstance(value, (dict, list))
+
+
+def flow_key(value: Any, digest: str) -> str:
+    """The key equal values share: their content hash, except that a float with an integral value keys as that
+    integer (the store compares numbers by value: ``4096 == 4096.0``)."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2 ** 63:
+        return value_hash(int(value))
+    return digest
 
 
 class ScratchIndex:
@@ -107,9 +133,9 @@ class ScratchIndex:
         if deps:
             self._db.executemany("INSERT INTO dep VALUES (?, ?)", deps)
         for table, field in (("gen", "generated"), ("use", "used")):
-            rows = [(h, tid, started) for _, value, h in value_items(task.get(field))
+            rows = [(flow_key(value, h), tid, started) for _, value, h in value_items(task.get(field))
                     if flows(value, self.match_values)]
-            rows += [(token, tid, started) for token in dict.fromkeys(data_tokens(task.get(field)))]
+            rows += [(token, tid, started) for token in dict.fromkeys(data_tokens(task.get(field), table == "gen"))]
             if rows:
                 self._db.executemany(f"INSERT INTO {table} VALUES (?, ?, ?)", rows)
 

@@ -5,10 +5,23 @@ START), then the workflow's COMPLETE or FAIL. Run ids are UUIDs derived from our
 gives the same ids. A task's ``parent`` facet names its parent task's run (or the workflow's) and the workflow as
 root; ``errorMessage`` carries a failed task's error; the custom ``flowcept`` facet carries the hostname, ids and
 telemetry. Used and generated values become datasets named by their content hash, so data flow joins.
+
+Event times: a record's own time when it has one (a task's START ``started_at``, its end ``ended_at``), else the
+nearest time known, never 1970:
+
+* a workflow without a record (tasks stored with ``save_workflow=False``), or whose record lacks its times, starts
+  at its earliest task time and ends at its latest; when the record gives no status and no end, it ends as its
+  tasks did: FAIL if any task failed, COMPLETE once every task finished (no end event while one still runs);
+* a task without ``started_at`` starts at its ``utc_timestamp``, else its ``ended_at``, else its workflow's start;
+  a task without ``ended_at`` ends at its start time;
+* the export time only when nothing at all is known. Finding a workflow's task times costs one more pass over its
+  tasks, made only for workflows whose record lacks them.
 """
 
 from __future__ import annotations
 
+import math
+import time
 import uuid
 from enum import Enum
 from typing import Any, Callable, Iterator
@@ -58,9 +71,72 @@ def run_uuid(kind: str, ident: Any) -> str:
 def _iso(epoch: Any) -> str | None:
     import datetime
 
-    if isinstance(epoch, (int, float)) and not isinstance(epoch, bool):
-        return datetime.datetime.fromtimestamp(epoch, tz=datetime.timezone.utc).isoformat()
+    if isinstance(epoch, (int, float)) and not isinstance(epoch, bool) and math.isfinite(epoch):
+        try:
+            return datetime.datetime.fromtimestamp(epoch, tz=datetime.timezone.utc).isoformat()
+        except (OverflowError, OSError, ValueError):  # outside the years datetime can hold
+            return None
     return None
+
+
+def _first_time(*candidates: Any) -> float | None:
+    """The first candidate that is a usable epoch time (see :func:`_iso`), else None."""
+    for value in candidates:
+        if _iso(value) is not None:
+            return value
+    return None
+
+
+class _Span:
+    """What a workflow's tasks say when its record does not: earliest and latest task time, how they ended."""
+
+    def __init__(self) -> None:
+        self.first: float | None = None
+        self.last: float | None = None
+        self.tasks = 0
+        self.failed = False
+        self.all_ended = True
+
+    def add(self, task: dict) -> None:
+        self.tasks += 1
+        start = _first_time(task.get("started_at"), task.get("utc_timestamp"), task.get("ended_at"))
+        end = _first_time(task.get("ended_at"), start)
+        if start is not None:
+            self.first = start if self.first is None else min(self.first, start)
+        if end is not None:
+            self.last = end if self.last is None else max(self.last, end)
+        self.failed = self.failed or task.get("status") == "ERROR"
+        self.all_ended = self.all_ended and _end_state(task.get("status")) is not None
+
+
+def _needs_span(wf: dict) -> bool:
+    """Whether the workflow's record lacks a start time, or an end (time or status) its end event needs."""
+    status = wf.get("status")
+    return _iso(wf.get("started_at")) is None or (
+        _iso(wf.get("ended_at")) is None and (status is None or _end_state(status) is not None))
+
+
+def _task_spans(source: RecordSource, workflows: list[dict]) -> dict[Any, _Span]:
+    """A :class:`_Span` per workflow whose record needs one (one pass over the tasks; none when none does)."""
+    spans = {wf["workflow_id"]: _Span() for wf in workflows if _needs_span(wf)}
+    if spans:
+        for page in source.task_pages():
+            for task in page:
+                span = spans.get(task.get("workflow_id"))
+                if span is not None:
+                    span.add(task)
+    return spans
+
+
+def _workflow_end(wf: dict, span: _Span | None) -> RunState | None:
+    """COMPLETE or FAIL from the record's status (or COMPLETE from its end time); a record without either ends as
+    its tasks did: FAIL if one failed, COMPLETE if every one ended; None while the workflow runs."""
+    end = _end_state(wf.get("status"))
+    if end is None and wf.get("ended_at") is not None:
+        end = RunState.COMPLETE
+    if end is None and wf.get("status") is None and span is not None and span.tasks:
+        end = RunState.FAIL if span.failed else (RunState.COMPLETE if span.all_ended else None)
+    return end
 
 
 def _error_text(record: dict) -> tuple[str, str | None]:
@@ -106,7 +182,7 @@ class _EventBuilder:
         job_facets = {"jobType": job_type_job.JobTypeJobFacet(processingType="BATCH", integration="FLOWCEPT",
                                                                jobType=job_type)}
         return RunEvent(
-            eventType=state, eventTime=_iso(when) or _iso(record.get("utc_timestamp")) or _iso(0),
+            eventType=state, eventTime=_iso(when),
             run=Run(runId=run_id, facets=facets), job=Job(namespace=self.namespace, name=job, facets=job_facets),
             inputs=self._datasets(record.get("used"), InputDataset),
             outputs=self._datasets(record.get("generated"), OutputDataset),
@@ -143,16 +219,22 @@ def _end_state(status: Any) -> RunState | None:
 
 
 def run_events(source: RecordSource, namespace: str = DEFAULT_NAMESPACE) -> Iterator[RunEvent]:
-    """Every event of the export, streamed page by page (see the module docstring for the order)."""
+    """Every event of the export, streamed page by page (see the module docstring for the order and the times)."""
     builder = _EventBuilder(namespace)
+    now = time.time()  # only for a run of which no time at all is known
+    workflows = source.workflows()
+    spans = _task_spans(source, workflows)
     jobs: dict[Any, str] = {}
-    for wf in source.workflows():
+    starts: dict[Any, float] = {}
+    for wf in workflows:
         wf_id = wf["workflow_id"]
+        span = spans.get(wf_id)
+        starts[wf_id] = _first_time(wf.get("started_at"), span and span.first, wf.get("utc_timestamp"),
+                                    span and span.last, now)
         wf_run, wf_job = run_uuid("workflow", wf_id), builder.workflow_job(wf)
         wf_facet = FlowceptRunFacet(hostname=wf.get("hostname"), workflow_id=wf_id, campaign_id=wf.get("campaign_id"),
                                     status=wf.get("status"))
-        yield builder.event(RunState.START, wf.get("started_at"), wf_run, wf_job, "WORKFLOW", wf, None, None,
-                            wf_facet)
+        yield builder.event(RunState.START, starts[wf_id], wf_run, wf_job, "WORKFLOW", wf, None, None, wf_facet)
         jobs[wf_id] = wf_job
     for page in source.task_pages():
         parents = source.tasks_by_id({t["parent_task_id"] for t in page if t.get("parent_task_id") is not None})
@@ -171,19 +253,22 @@ def run_events(source: RecordSource, namespace: str = DEFAULT_NAMESPACE) -> Iter
                                      workflow_id=wf_id, campaign_id=task.get("campaign_id"),
                                      activity_id=task.get("activity_id"), status=task.get("status"),
                                      telemetry=telemetry if isinstance(telemetry, dict) else None)
-            yield builder.event(RunState.START, task.get("started_at"), run_id, job, "TASK", task, parent, root, facet)
+            start = _first_time(task.get("started_at"), task.get("utc_timestamp"), task.get("ended_at"),
+                                starts.get(wf_id), now)
+            yield builder.event(RunState.START, start, run_id, job, "TASK", task, parent, root, facet)
             end = _end_state(task.get("status"))
             if end is not None:
-                yield builder.event(end, task.get("ended_at"), run_id, job, "TASK", task, parent, root, facet)
-    for wf in source.workflows():
-        end = _end_state(wf.get("status"))
-        if end is None and wf.get("ended_at") is not None:
-            end = RunState.COMPLETE
+                yield builder.event(end, _first_time(task.get("ended_at"), start), run_id, job, "TASK", task, parent,
+                                    root, facet)
+    for wf in workflows:
+        span = spans.get(wf["workflow_id"])
+        end = _workflow_end(wf, span)
         if end is not None:
             wf_facet = FlowceptRunFacet(hostname=wf.get("hostname"), workflow_id=wf["workflow_id"],
                                         campaign_id=wf.get("campaign_id"), status=wf.get("status"))
-            yield builder.event(end, wf.get("ended_at"), run_uuid("workflow", wf["workflow_id"]),
-                                builder.workflow_job(wf), "WORKFLOW", wf, None, None, wf_facet)
+            when = _first_time(wf.get("ended_at"), span and span.last, starts[wf["workflow_id"]])
+            yield builder.event(end, when, run_uuid("workflow", wf["workflow_id"]), builder.workflow_job(wf),
+                                "WORKFLOW", wf, None, None, wf_facet)
 
 
 def _http_sender(url: str) -> Callable[[RunEvent], None]:

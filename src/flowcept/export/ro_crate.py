@@ -11,7 +11,8 @@
     ├── #task-<id>         CreateAction per task: instrument its tool, object inputs, result outputs
     ├── #control-<id>      ControlAction per task: instrument its step, object the task's CreateAction
     ├── #organize-<wf>     OrganizeAction: instrument flowcept, result the run, object every ControlAction
-    └── #value-<sha256>    PropertyValue per distinct value (inputs and outputs join by content hash)
+    └── #value-<sha256>-<name>  PropertyValue per distinct (name, value): an output and the input that used it join
+                           by their ``identifier``, ``sha256:<hash of the value>``
 
 The skeleton (root, workflow, tools, steps, files, profiles) is built with the ``rocrate`` package; the per-task
 entities are streamed into the metadata file page by page, so the crate of a million tasks is written with one
@@ -76,9 +77,11 @@ class _TaskEntities:
         self.spool.write(b",\n" + orjson.dumps(entity, option=orjson.OPT_NON_STR_KEYS, default=str))
 
     def values(self, values: Any) -> list[dict]:
+        """References to the PropertyValues of ``values``, written the first time each (name, value) is seen: one
+        value passed under two names is two entities, each with its own name and the value's hash."""
         refs = []
         for name, value, digest in value_items(values):
-            ident = f"#value-{digest}"
+            ident = _frag("value", f"{digest}-{name}")
             if self.scratch.first_seen(ident):
                 text = value if isinstance(value, str) else orjson.dumps(
                     value, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SORT_KEYS, default=str).decode()

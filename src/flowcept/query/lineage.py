@@ -7,7 +7,9 @@ Edges (``src`` produced or started what ``dst`` consumed), see :mod:`flowcept.st
 * ``data``: a string under a key ``object_id``, ``sha256`` or ``data_sha256`` (any depth) of ``src.generated`` is
   found the same way in ``dst.used``, and ``src`` did not start after ``dst``;
 * ``value`` (only with ``match_values=True``): a plain scalar that ``src`` generated and ``dst`` used, within one
-  workflow, never trivial ones (null, booleans, 0, 1, -1, strings shorter than two characters).
+  workflow, never trivial ones (null, booleans, 0, 1, -1, strings shorter than two characters). A value is an
+  entry of ``used``/``generated`` (one argument or output), as the exports read them: elements of a list and
+  scalars inside a nested dict are not matched on their own.
 
 A task is never its own neighbour, and walks visit each task once, so cycles in the data end.
 """

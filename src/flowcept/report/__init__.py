@@ -101,8 +101,9 @@ def generate_report(report_type: str = "workflow_card", format: str = "markdown"
         report_type: ``"workflow_card"`` (format ``"markdown"``) or ``"provenance_report"`` (``"pdf"`` or
             ``"html"``).
         format: see ``report_type``.
-        output_path: where to write. Default: the markdown card is returned in the stats (``markdown``) and not
-            written; PDF and HTML go to ``PROVENANCE_REPORT.pdf`` / ``.html`` in the working directory.
+        output_path: where to write (missing parent folders are created). Default: the markdown card is returned
+            in the stats (``markdown``) and not written; PDF and HTML go to ``PROVENANCE_REPORT.pdf`` / ``.html``
+            in the working directory.
         input_jsonl_path: read records from this JSONL file (a buffer file); lines that do not parse are counted
             in ``skipped_lines``.
         records: read these record dicts.
@@ -126,6 +127,7 @@ def generate_report(report_type: str = "workflow_card", format: str = "markdown"
     if kind not in REPORT_KINDS:
         known = ", ".join(f"{t}+{f}" for t, f in REPORT_KINDS)
         raise ValueError(f"unsupported report_type={report_type!r} with format={format!r}; supported: {known}")
+    from flowcept.export import make_parent
     from flowcept.report._stats import collect
     from flowcept.report.card import card_sections, render_markdown
 
@@ -146,6 +148,7 @@ def generate_report(report_type: str = "workflow_card", format: str = "markdown"
         markdown = render_markdown(title, sections)
         result["markdown"] = markdown
         if output_path is not None:
+            make_parent(output_path)
             with open(output_path, "w", encoding="utf-8") as fh:
                 fh.write(markdown)
             result["output"] = str(output_path)
@@ -153,6 +156,7 @@ def generate_report(report_type: str = "workflow_card", format: str = "markdown"
             _print_markdown(markdown)
         return result
     path = str(output_path or REPORT_KINDS[kind])
+    make_parent(path)
     try:
         if format == "pdf":
             from flowcept.report.pdf import write_pdf

@@ -298,14 +298,20 @@ def walk_sql(dialect: str, direction: str, limited: bool, values: bool) -> tuple
 
 def values_steps(dialect: str) -> list[str]:
     """Statements filling the ``flowcept_vals`` temp table with the non-trivial scalars that tasks of one workflow
-    used and generated (parameter: the workflow id, bound once per statement that names it)."""
+    used and generated (parameter: the workflow id, bound once per statement that names it).
+
+    A value is an entry of ``used``/``generated`` (an argument or an output; a scalar ``used`` is one value), as
+    the exports' ``value_items`` reads them: scalars inside a list or a nested dict are no values of their own, so
+    ``[10, 20]`` generated never links to a later use of ``20``."""
     if dialect == "sqlite":
         return [
             "CREATE TEMP TABLE IF NOT EXISTS flowcept_vals (task_id TEXT, role TEXT, v, at REAL)",
             "DELETE FROM temp.flowcept_vals",
             "INSERT INTO temp.flowcept_vals SELECT DISTINCT t.id, r.role, j.atom, "
             f"{_SQLITE_AT.format(d='t.doc')} FROM tasks AS t, (SELECT 'used' AS role UNION ALL SELECT 'generated') "
-            "AS r, json_tree(t.doc, '$.' || r.role) AS j WHERE json_extract(t.doc, '$.\"workflow_id\"') = ? "
+            "AS r, json_each(t.doc, '$.' || r.role) AS j WHERE json_extract(t.doc, '$.\"workflow_id\"') = ? "
+            # An integer key is a list's element, not a value (a dict's entries have text keys, a scalar none).
+            "AND typeof(j.key) <> 'integer' "
             # "REDACTED" (flowcept/redact.py) is no data: equal placeholders must not link tasks.
             "AND ((j.type = 'text' AND length(j.atom) > 1 AND j.atom != 'REDACTED') "
             "OR (j.type IN ('integer', 'real') AND j.atom NOT IN (0, 1, -1)))",
@@ -317,7 +323,9 @@ def values_steps(dialect: str) -> list[str]:
         "ON COMMIT DROP",
         "INSERT INTO flowcept_vals SELECT DISTINCT t.id, r.role, v, "
         f"{_PG_AT.format(d='t.doc')} FROM tasks AS t, (VALUES ('used'), ('generated')) AS r(role), "
-        "jsonb_path_query(t.doc -> r.role, 'lax $.**') AS v WHERE (t.doc ->> 'workflow_id') = %s "
+        # A dict's entries, or the whole of anything else (a list is then no scalar: no value).
+        "jsonb_each(CASE jsonb_typeof(t.doc -> r.role) WHEN 'object' THEN t.doc -> r.role "
+        "ELSE jsonb_build_object('value', t.doc -> r.role) END) AS e(k, v) WHERE (t.doc ->> 'workflow_id') = %s "
         "AND ((jsonb_typeof(v) = 'string' AND length(v #>> '{}') > 1 AND (v #>> '{}') <> 'REDACTED') "
         "OR (jsonb_typeof(v) = 'number' "
         "AND (v)::numeric NOT IN (0, 1, -1)))",
@@ -344,11 +352,12 @@ def edges_sql(dialect: str, values: bool) -> tuple[str, int]:
     time_ok = "(g.at IS NULL OR u.at IS NULL OR g.at <= u.at)"
     parts = [
         f"SELECT {parent} AS src, c.id AS dst, 'parent' AS kind FROM wf AS c JOIN tasks AS t ON t.id = c.id "
-        f"WHERE {parent} IN (SELECT id FROM wf)",
+        f"WHERE {parent} IN (SELECT id FROM wf) AND {parent} <> c.id",
+        # A task naming itself in dependencies/dependents is no edge (a task never links to itself).
         "SELECT s.id, d.id, 'dependency' FROM task_links AS l JOIN wf AS d ON d.id = l.task_id "
-        "JOIN wf AS s ON s.id = l.value WHERE l.kind = 'dep'",
+        "JOIN wf AS s ON s.id = l.value WHERE l.kind = 'dep' AND s.id <> d.id",
         "SELECT s.id, d.id, 'dependency' FROM task_links AS l JOIN wf AS s ON s.id = l.task_id "
-        "JOIN wf AS d ON d.id = l.value WHERE l.kind = 'dependent'",
+        "JOIN wf AS d ON d.id = l.value WHERE l.kind = 'dependent' AND s.id <> d.id",
         f"SELECT s.id, d.id, 'data' FROM task_links AS g JOIN task_links AS u ON u.value = g.value "
         f"AND u.kind = 'used' AND u.task_id <> g.task_id AND {time_ok} JOIN wf AS s ON s.id = g.task_id "
         f"JOIN wf AS d ON d.id = u.task_id WHERE g.kind = 'generated'",
