@@ -976,3 +976,21 @@ class TestPipelineReviewFixes:
                               timeout=120)
         assert done.returncode == 0, done.stderr
         assert done.stdout.split() == ["0", "1000"]
+
+    def test_emitted_records_keep_nan_and_infinities_as_strings(self):
+        """Records handed to emit() (adapters' records) store NaN and infinities as capture does, not as null; the
+        caller's dict is copied, not changed."""
+        import math
+
+        from flowcept.capture.emit import emit
+
+        record = {"type": "task", "task_id": "emit-nan", "used": {"v": math.nan, "deep": [math.inf]},
+                  "generated": {"loss": -math.inf}, "ended_at": math.inf}
+        with Flowcept() as f:
+            assert emit(record) is True
+            record["used"]["v"] = 0  # a later change by the caller is not recorded
+        (task,) = Flowcept.db.task_query({"task_id": "emit-nan"})
+        assert task == {"type": "task", "task_id": "emit-nan", "workflow_id": f.workflow_id,
+                        "campaign_id": f.campaign_id, "used": {"v": "NaN", "deep": ["Infinity"]},
+                        "generated": {"loss": "-Infinity"}, "ended_at": "Infinity"}
+        assert "workflow_id" not in record
