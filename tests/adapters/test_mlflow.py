@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import uuid
@@ -148,6 +149,79 @@ class TestMLflowSqlite:
             f.start()
         assert err.value.key == "adapters.mlflow.file_path" and not f.is_started
         assert not os.path.exists(tmp_path / "flowcept_buffer.jsonl")
+
+    def test_unrelated_sqlite_file_is_refused_and_left_unchanged(self, tmp_path, monkeypatch):
+        """A SQLite file without MLflow's tables is a ConfigError naming the key; the file is not migrated."""
+        import sqlite3
+
+        other = tmp_path / "other.db"
+        conn = sqlite3.connect(other)
+        conn.execute("CREATE TABLE t (x)")
+        conn.execute("INSERT INTO t VALUES (1)")
+        conn.commit()
+        conn.close()
+        before = other.read_bytes()
+        use_mlflow(tmp_path, monkeypatch, str(other))
+        f = Flowcept(interceptors=["mlflow"])
+        with pytest.raises(ConfigError) as err:
+            f.start()
+        assert err.value.key == "adapters.mlflow.file_path" and not f.is_started
+        assert "MLflow tracking database" in str(err.value) and "set_tracking_uri" in str(err.value)
+        assert other.read_bytes() == before
+        conn = sqlite3.connect(other)
+        assert [r[0] for r in conn.execute("SELECT name FROM sqlite_master")] == ["t"]
+        conn.close()
+
+    @pytest.mark.parametrize("as_uri", [False, True])
+    def test_missing_file_is_awaited_and_never_created(self, tmp_path, monkeypatch, caplog, as_uri):
+        """A file not there yet (plain path or sqlite:/// URI) is awaited, never created by flowcept: a typo
+        captures nothing, and stop() says the file never appeared; a missing folder is a ConfigError."""
+        missing = tmp_path / "typo_mlflow.db"
+        use_mlflow(tmp_path, monkeypatch, f"sqlite:///{missing}" if as_uri else str(missing))
+        with caplog.at_level(logging.WARNING, logger="flowcept"):
+            with Flowcept(interceptors=["mlflow"]) as f:
+                pass
+        assert not missing.exists() and mlflow_tasks(f.workflow_id) == {}
+        assert f"the MLflow tracking file {missing} (adapters.mlflow.file_path) never appeared" in caplog.text
+        use_mlflow(tmp_path, monkeypatch, str(tmp_path / "no_such_folder" / "mlflow.db"))
+        with pytest.raises(ConfigError) as err:
+            Flowcept(interceptors=["mlflow"]).start()
+        assert err.value.key == "adapters.mlflow.file_path" and "no such file" in str(err.value)
+
+    def test_database_made_by_mlflow_after_start_is_captured(self, tmp_path, monkeypatch):
+        """The usual order: Flowcept starts, then the program's first MLflow call creates the database; its runs
+        are captured."""
+        path = tmp_path / "later.db"
+        use_mlflow(tmp_path, monkeypatch, str(path))
+        with Flowcept(interceptors=["mlflow"]) as f:
+            client = MlflowClient(tracking_uri=f"sqlite:///{path}")
+            exp = client.create_experiment("later")
+            rid = log_run(client, exp, "r", {"lr": 0.1})
+        assert set(mlflow_tasks(f.workflow_id)) == {rid}
+
+    def test_mlflow_database_missing_tables_is_not_migrated(self, mlflow_db, tmp_path, monkeypatch):
+        """An MLflow database lacking tables this MLflow needs (an older schema) is refused, not migrated."""
+        import sqlite3
+
+        conn = sqlite3.connect(mlflow_db)
+        conn.execute("DROP TABLE params")
+        conn.commit()
+        conn.close()
+        before = open(mlflow_db, "rb").read()
+        use_mlflow(tmp_path, monkeypatch, mlflow_db)
+        with pytest.raises(ConfigError) as err:
+            Flowcept(interceptors=["mlflow"]).start()
+        assert err.value.key == "adapters.mlflow.file_path" and "mlflow db upgrade" in str(err.value)
+        assert open(mlflow_db, "rb").read() == before
+
+    def test_real_database_given_as_sqlite_uri_still_works(self, mlflow_db, tmp_path, monkeypatch):
+        """The check accepts an MLflow database given as a sqlite:/// URI, and its runs are captured."""
+        use_mlflow(tmp_path, monkeypatch, f"sqlite:///{mlflow_db}")
+        client = MlflowClient(tracking_uri=f"sqlite:///{mlflow_db}")
+        exp = client.create_experiment("uri")
+        with Flowcept(interceptors=["mlflow"]) as f:
+            rid = log_run(client, exp, "r", {"lr": 0.1})
+        assert set(mlflow_tasks(f.workflow_id)) == {rid}
 
 
 @pytest.mark.postgres

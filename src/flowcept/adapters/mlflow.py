@@ -10,8 +10,11 @@ while no observer ran. Without a readable store, only runs that end after ``star
 
 from __future__ import annotations
 
+import logging
 import os
+import sqlite3
 import time
+import urllib.parse
 
 try:
     from mlflow.entities import ViewType
@@ -26,9 +29,33 @@ from flowcept.adapters._base import PollingAdapter
 from flowcept.errors import ConfigError
 
 #: Runs whose end is committed up to this long after a later run's end are still captured.
+logger = logging.getLogger("flowcept")
 LOOKBACK_MS = 60_000
 _STATUS = {"FINISHED": "FINISHED", "FAILED": "ERROR", "KILLED": "ERROR"}
 _PAGE = 1000
+_SQLALCHEMY_SCHEMES = {"postgresql", "mysql", "mssql"}
+_WHAT = ('give the path of an existing MLflow tracking database, e.g. the file given to '
+         'mlflow.set_tracking_uri("sqlite:///...")')
+
+
+def _sqlite_path(uri: str) -> str | None:
+    """The file of a ``sqlite:///`` URI (relative after three slashes, absolute after four); None: in memory."""
+    rest = uri[len("sqlite:"):]
+    if not rest.startswith("///"):
+        return None
+    path = rest[3:].split("?", 1)[0]
+    return os.path.abspath(os.path.expanduser(path)) if path and path != ":memory:" else None
+
+
+def _expected_tables() -> set:
+    """The tables this MLflow version's store needs; lacking any, ``MlflowClient`` would create or migrate them."""
+    try:
+        import mlflow.store.db.utils  # noqa: F401 - populates the metadata with every ORM model
+        from mlflow.store.db.base_sql_model import Base
+
+        return {t for t in Base.metadata.tables if not t.startswith("alembic_")}
+    except Exception:  # noqa: BLE001 - an MLflow without these internals: check the core tables only
+        return {"experiments", "runs"}
 
 
 def tracking_uri_of(cfg: dict) -> str:
@@ -58,17 +85,32 @@ class MLflowAdapter(PollingAdapter):
         self.uri = tracking_uri_of(cfg)
         self._setting = f"adapters.{key}." + ("tracking_uri" if cfg.get("tracking_uri") else "file_path")
         self.client: MlflowClient | None = None
+        self._awaited: str | None = None  # a SQLite file not there yet at start (see check)
         self.watermark_ms = 0
         self._floor_ms = 0  # without a stored watermark: runs that ended before start() are not ours
         self._seen: dict[str, int] = {}  # run id -> end_time (ms), runs inside the look-back window
 
     def check(self) -> None:
-        """Open the tracking store; an unreadable one is a ConfigError naming the setting."""
-        if self.uri.startswith("sqlite:///"):
-            path = self.uri[len("sqlite:///"):]
-            if os.path.isdir(path) or not os.path.isdir(os.path.dirname(path) or "."):
-                raise ConfigError(f"not an MLflow SQLite file (or its folder does not exist): {path}",
-                                  key=self._setting)
+        """Open the tracking store; an unreadable one is a ConfigError naming the setting.
+
+        A SQLite file that exists must be an MLflow database: it is inspected read-only first, because
+        ``MlflowClient`` creates a missing file and runs MLflow's schema migrations on any database lacking its
+        tables. A file that does not exist yet (in a folder that does) is awaited: MLflow creates it on the program's
+        first call, and the client is built once it holds MLflow's tables (a file that never appears is logged at
+        stop). A database URI (PostgreSQL, MySQL, ...) is inspected the same way, without writing. Only then is the
+        client built.
+        """
+        if self.uri.startswith("sqlite:"):
+            path = _sqlite_path(self.uri)
+            if path and not os.path.exists(path) and os.path.isdir(os.path.dirname(path)):
+                self._awaited = path
+                return
+            self._check_sqlite(path)
+        elif self.uri.split(":", 1)[0].split("+", 1)[0] in _SQLALCHEMY_SCHEMES:
+            self._check_tables(self._db_tables(), self.uri)
+        self._open_client()
+
+    def _open_client(self) -> None:
         try:
             client = MlflowClient(tracking_uri=self.uri)
             client.search_experiments(max_results=1)
@@ -76,8 +118,48 @@ class MLflowAdapter(PollingAdapter):
             raise ConfigError(f"cannot read the MLflow tracking store {self.uri!r}: {exc}", key=self._setting) from None
         self.client = client
 
+    def _check_sqlite(self, path: str | None) -> None:
+        """Refuse a missing file, a non-SQLite file or a SQLite file without MLflow's tables; never writes."""
+        if not path:
+            raise ConfigError(f"{self.uri!r} names no SQLite file; {_WHAT}", key=self._setting)
+        if not os.path.isfile(path):
+            what = "a directory, not a file" if os.path.isdir(path) else "no such file"
+            raise ConfigError(f"{what}: {path}; {_WHAT}", key=self._setting)
+        try:
+            conn = sqlite3.connect(f"file:{urllib.parse.quote(path)}?mode=ro", uri=True)
+            try:
+                tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:
+            raise ConfigError(f"not a readable SQLite database ({exc}): {path}; {_WHAT}", key=self._setting) from None
+        self._check_tables(tables, path)
+
+    def _db_tables(self) -> set:
+        import sqlalchemy
+
+        try:
+            engine = sqlalchemy.create_engine(self.uri)
+            try:
+                return set(sqlalchemy.inspect(engine).get_table_names())
+            finally:
+                engine.dispose()
+        except Exception as exc:  # noqa: BLE001 - any failure here means the store cannot be read
+            raise ConfigError(f"cannot read the MLflow tracking store {self.uri!r}: {exc}", key=self._setting) from None
+
+    def _check_tables(self, tables: set, where: str) -> None:
+        if not {"experiments", "runs"} <= tables:
+            raise ConfigError(f"not an MLflow tracking database (no 'experiments'/'runs' tables): {where}; {_WHAT}",
+                              key=self._setting)
+        missing = sorted((_expected_tables() | {"alembic_version"}) - tables)
+        if missing:  # MlflowClient would migrate it: flowcept only reads MLflow's database
+            raise ConfigError(f"the MLflow database {where} lacks tables of this MLflow version "
+                              f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}); flowcept does not "
+                              f"migrate it: upgrade it with 'mlflow db upgrade <uri>' (after a backup) or use the "
+                              f"MLflow version that wrote it", key=self._setting)
+
     def start(self, scope: _ctx.Scope) -> None:
-        if self.client is None:
+        if self.client is None and self._awaited is None:
             self.check()
         self._load_watermark(scope)
         super().start(scope)
@@ -106,7 +188,27 @@ class MLflowAdapter(PollingAdapter):
         except Exception as exc:  # noqa: BLE001
             self.failed("reading the watermark from the store", exc)
 
+    def _open_awaited(self, final: bool) -> bool:
+        """Build the client once the awaited SQLite file exists (checked as at start); False while it does not."""
+        path = self._awaited
+        if not os.path.exists(path):
+            if final:
+                logger.warning("flowcept: the MLflow tracking file %s (%s) never appeared: no MLflow run was "
+                               "captured", path, self._setting)
+            return False
+        try:
+            self._check_sqlite(path)
+        except ConfigError:
+            if final:  # still no MLflow database at stop: counted by the polling loop
+                raise
+            return False  # MLflow may be creating its tables right now: look again at the next poll
+        self._awaited = None
+        self._open_client()
+        return True
+
     def poll(self, final: bool) -> None:
+        if self.client is None and (self._awaited is None or not self._open_awaited(final)):
+            return
         client = self.client
         experiments = {}
         token = None
