@@ -61,6 +61,15 @@ class TestFilters:
         with pytest.raises(QueryError):
             seeded.find("tasks", flt)
 
+    def test_full_precision_floats_compare_exactly(self, store):
+        """Timestamps with 17 significant digits compare exactly ($gt, $gte, $lt, $eq), as paging cursors need."""
+        times = [1796092392.4545379, 1796092392.454538, 1796092392.4545383]
+        assert store.upsert([{"type": "task", "task_id": f"f{i}", "started_at": t} for i, t in enumerate(times)]) == 3
+        assert _ids(store.find("tasks", {"started_at": {"$gt": times[0]}})) == {"f1", "f2"}
+        assert _ids(store.find("tasks", {"started_at": {"$gte": times[1]}})) == {"f1", "f2"}
+        assert _ids(store.find("tasks", {"started_at": {"$lt": times[2]}})) == {"f0", "f1"}
+        assert _ids(store.find("tasks", {"started_at": times[1]})) == {"f1"}
+
     def test_keys_with_spaces_quotes_colons_and_letters_are_queryable(self, store):
         """Keys of any text but a double quote or a control character are fields like any other: filtered on,
         projected and sorted by (the "object:<id>" keys saved objects add, a parameter named in Greek, a metric

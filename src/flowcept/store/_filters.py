@@ -378,8 +378,10 @@ class PostgresDialect(_Dialect):
 
     def cmp_number(self, o, op, value):
         x, p = self._x(o)
+        # Bound as text: a float bound as float8 is cast to numeric with 15 digits only, so a timestamp such as
+        # 1796092392.4545379 would compare equal to its neighbours (a paging cursor then repeats or skips records).
         return (f"CASE WHEN jsonb_typeof({x}) = 'number' THEN ({x})::numeric {op} %s::numeric ELSE FALSE END",
-                p + p + [value])
+                p + p + [repr(value) if isinstance(value, float) else str(value)])
 
     def cmp_string(self, o, op, value):
         x, p = self._x(o)

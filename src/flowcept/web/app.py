@@ -226,16 +226,22 @@ def _workflow_routes(router: APIRouter, web) -> None:
 
         _one(_db(request), "workflows", "workflow_id", workflow_id)
         return Response(workflow_card_markdown(workflow_id), media_type="text/markdown",
-                        headers={"Content-Disposition": f'attachment; filename="workflow_card_{workflow_id}.md"'})
+                        headers={"Content-Disposition": _attachment(f"workflow_card_{workflow_id}.md")})
 
     @router.get("/campaigns")
-    def campaigns(request: Request) -> dict:
+    def campaigns(request: Request, limit: int = 100, cursor: str | None = None) -> dict:
+        """Campaigns by id, paged (the grouping reads every workflow with a campaign; the cursor is the last id)."""
+        paging.check_limit(limit)
+        after = paging.decode_cursor(cursor, 1)[0] if cursor else None
         rows = _db(request).store.aggregate("workflows", {"campaign_id": {"$exists": True}}, group_by="campaign_id",
                                             aggregations=[("count", "workflow_id"), ("min", "started_at")])
+        rows = sorted((r for r in rows if isinstance(r["campaign_id"], str)), key=lambda r: r["campaign_id"])
         items = [{"campaign_id": r["campaign_id"], "workflow_count": r["count_workflow_id"],
                   "started_at": r["min_started_at"]}
-                 for r in rows]
-        return {"items": items, "count": len(items), "limit": len(items)}
+                 for r in rows if after is None or r["campaign_id"] > after][:limit]
+        more = len(items) == limit and items[-1]["campaign_id"] != rows[-1]["campaign_id"]
+        return {"items": items, "count": len(rows), "limit": limit,
+                "next_cursor": paging.encode_cursor([items[-1]["campaign_id"]]) if more else None}
 
     @router.get("/campaigns/{campaign_id}")
     def campaign(request: Request, campaign_id: str) -> dict:
@@ -309,15 +315,23 @@ def _other_routes(router: APIRouter, web) -> None:
         return _page(_db(request), "tasks", {"agent_id": agent_id}, limit, cursor, None, False, "task_id")
 
     @router.get("/objects")
-    def objects(request: Request, limit: int = 100, object_type: str | None = None, workflow_id: str | None = None,
-                task_id: str | None = None, filter_json: str | None = None) -> dict:
+    def objects(request: Request, limit: int = 100, cursor: str | None = None, object_type: str | None = None,
+                workflow_id: str | None = None, task_id: str | None = None, filter_json: str | None = None) -> dict:
         """Latest versions of stored objects (models, datasets, artifacts), newest first."""
         given = {"object_type": object_type, "workflow_id": workflow_id, "task_id": task_id}
         flt = paging.and_filters({k: v for k, v in given.items() if v is not None},
                                  _json_param(filter_json, "filter_json"))
-        items = _db(request).blob_object_query(flt or None, limit=paging.check_limit(limit),
-                                               sort=[("updated_at", -1)])
-        return {"items": items, "count": len(items), "limit": limit}
+        db = _db(request)
+        paging.check_limit(limit)
+        if cursor:
+            *position, total = paging.decode_cursor(cursor, 3)
+        else:
+            position, total = None, len(db.blob_object_query(flt or None, projection=["object_id"]))
+        query = paging.and_filters(flt, paging.after("updated_at", True, "object_id", position))
+        items = db.blob_object_query(query or None, limit=limit,
+                                     sort=paging.order("updated_at", True, "object_id"))
+        return {"items": items, "count": total, "limit": limit,
+                "next_cursor": paging.next_cursor(items, limit, "updated_at", "object_id", total)}
 
     @router.get("/objects/{object_id}")
     def object_(request: Request, object_id: str) -> dict:
@@ -374,7 +388,7 @@ def _other_routes(router: APIRouter, web) -> None:
         if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
             raise QueryError("fields must be a list of dotted field names")
         x_field = body.get("x_field", "started_at")
-        limit = paging.check_limit(int(body.get("limit", 1000)))
+        limit = _body_limit(body, 1000)
         flt = paging.and_filters(body.get("filter"), {x_field: {"$exists": True}})
         docs = _db(request).store.find("tasks", flt, projection=["task_id", x_field, *fields],
                                        sort=[(x_field, 1)], limit=limit)
@@ -403,23 +417,34 @@ def _stream_routes(router: APIRouter, web) -> None:
         batch = web.sse_max_batch
 
         async def events():
-            cursor = since if since is not None else time.time()
+            # One keyset position (time, task_id) per time field; a poll reads the next ``batch`` after each.
+            # Positions stay a second behind the server's clock (writers' clocks differ, records arrive late):
+            # what is re-read there is sent again only when its status or end changed.
+            start = (since if since is not None else time.time()) - 1.0
+            positions = {"started_at": [start, ""], "ended_at": [start, ""]}
             sent: dict[str, tuple] = {}
             yield "retry: 2000\n\n"
             while not await request.is_disconnected():
-                # Overlap the window by a second: clocks of several writers, and records stored late.
-                flt = paging.and_filters(base, {"$or": [{"started_at": {"$gte": cursor - 1.0}},
-                                                        {"ended_at": {"$gte": cursor - 1.0}}]})
-                docs = await to_thread.run_sync(lambda: db.store.find("tasks", flt, sort=[("started_at", 1)],
-                                                                      limit=batch))
-                fresh = [d for d in docs if sent.get(d["task_id"]) != (d.get("status"), d.get("ended_at"))]
-                for d in fresh:
-                    sent[d["task_id"]] = (d.get("status"), d.get("ended_at"))
-                    cursor = max(cursor, d.get("ended_at") or 0, d.get("started_at") or 0)
-                if len(sent) > 50_000:  # keep only what the overlap window can send again
-                    sent = {k: v for k, v in sent.items() if (v[1] or cursor) >= cursor - 2.0}
+                lag = time.time() - 1.0
+                fresh: dict[str, dict] = {}
+                for field, position in positions.items():
+                    flt = paging.and_filters(base, paging.after(field, False, "task_id", position))
+                    docs = await to_thread.run_sync(lambda: db.store.find(
+                        "tasks", flt, sort=paging.order(field, False, "task_id"), limit=batch))
+                    for d in docs:
+                        if sent.get(d["task_id"], (None, None))[:2] != (d.get("status"), d.get("ended_at")):
+                            fresh[d["task_id"]] = d
+                    if docs:
+                        last = [docs[-1][field], docs[-1]["task_id"]]
+                        positions[field] = max(position, min(last, [lag, ""]))
+                for d in fresh.values():
+                    sent[d["task_id"]] = (d.get("status"), d.get("ended_at"),
+                                          max(d.get("ended_at") or 0, d.get("started_at") or 0))
+                low = min(p[0] for p in positions.values())
+                if len(sent) > 50_000:  # keep only what the positions can read again
+                    sent = {k: v for k, v in sent.items() if v[2] >= low}
                 if fresh:
-                    yield f"event: tasks\nid: {cursor}\ndata: {orjson.dumps(fresh).decode()}\n\n"
+                    yield f"event: tasks\nid: {low}\ndata: {orjson.dumps(list(fresh.values())).decode()}\n\n"
                 else:
                     yield ": keep-alive\n\n"
                 await asyncio.sleep(interval)
@@ -447,13 +472,42 @@ def _query(db, collection: str, body: dict) -> dict:
     """The reference's query body: ``{filter, projection, limit (<=1000, default 100), sort}``."""
     if not isinstance(body, dict):
         raise QueryError("the body must be a JSON object")
-    limit = paging.check_limit(int(body.get("limit", 100)))
-    sort = body.get("sort")
-    if isinstance(sort, list):
-        sort = [(s["field"], s.get("order", 1)) if isinstance(s, dict) else tuple(s) for s in sort]
-    items = db.store.find(collection, body.get("filter"), projection=body.get("projection"), sort=sort,
-                          limit=limit)
+    limit = _body_limit(body, 100)
+    items = db.store.find(collection, body.get("filter"), projection=body.get("projection"),
+                          sort=_body_sort(body.get("sort")), limit=limit)
     return {"items": items, "count": len(items), "limit": limit}
+
+
+def _body_limit(body: dict, default: int) -> int:
+    """The body's ``limit`` (``default`` when absent).
+
+    Raises:
+        QueryError: not an integer between 1 and :data:`paging.MAX_LIMIT`.
+    """
+    limit = body.get("limit", default)
+    if not isinstance(limit, int) or isinstance(limit, bool):
+        raise QueryError(f"limit must be an integer between 1 and {paging.MAX_LIMIT}, got {limit!r}")
+    return paging.check_limit(limit)
+
+
+def _body_sort(sort: Any) -> Any:
+    """The body's ``sort`` for the store: ``{field, order}`` entries become ``(field, order)``; the rest is the
+    store's to check.
+
+    Raises:
+        QueryError: an entry that is a dict without a ``field``.
+    """
+    if not isinstance(sort, list):
+        return sort
+    out = []
+    for entry in sort:
+        if isinstance(entry, dict):
+            if not isinstance(entry.get("field"), str):
+                raise QueryError(f"sort entries must be {{'field': name, 'order': 1|-1}} or [name, 1|-1], "
+                                 f"got {entry!r}")
+            entry = (entry["field"], entry.get("order", 1))
+        out.append(tuple(entry) if isinstance(entry, list) else entry)
+    return out
 
 
 def _object_meta(db, object_id: str) -> dict:
@@ -476,9 +530,18 @@ def _download(db, object_id: str, version: int | None) -> StreamingResponse:
 
     name = f"{object_id}_v{fingerprint['version']}.bin"
     return StreamingResponse(chunks(), media_type="application/octet-stream",
-                             headers={"Content-Disposition": f'attachment; filename="{name}"',
+                             headers={"Content-Disposition": _attachment(name),
                                       "Content-Length": str(fingerprint["object_size_bytes"]),
                                       "X-Content-SHA256": fingerprint["data_sha256"]})
+
+
+def _attachment(filename: str) -> str:
+    """A ``Content-Disposition`` for ``filename`` (RFC 6266/5987): an ASCII ``filename`` with anything unsafe in a
+    quoted string replaced by ``_``, and the exact name percent-encoded as UTF-8 in ``filename*``."""
+    from urllib.parse import quote
+
+    fallback = "".join(ch if " " <= ch <= "~" and ch not in '"\\' else "_" for ch in filename)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 def _dig(doc: dict, path: str) -> Any:

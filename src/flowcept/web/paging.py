@@ -43,12 +43,20 @@ def decode_cursor(cursor: str, size: int) -> list:
 
 
 def after(sort_field: str, descending: bool, id_field: str, cursor: list | None) -> dict | None:
-    """The filter selecting records strictly after ``cursor`` in the order (sort_field [desc], id_field asc)."""
+    """The filter selecting records strictly after ``cursor`` in the order (sort_field [desc], id_field asc).
+
+    Records without ``sort_field`` (missing or null) are part of the order: the store sorts them first ascending
+    and last descending, so a cursor crosses from them to the rest (ascending) or from the rest to them
+    (descending), and among them the id decides.
+    """
     if cursor is None:
         return None
     value, last_id = cursor
-    beyond = "$lt" if descending else "$gt"
-    return {"$or": [{sort_field: {beyond: value}}, {"$and": [{sort_field: value}, {id_field: {"$gt": last_id}}]}]}
+    tied = {"$and": [{sort_field: value}, {id_field: {"$gt": last_id}}]}  # {field: None}: null or missing
+    if value is None:
+        return tied if descending else {"$or": [tied, {"$nor": [{sort_field: None}]}]}
+    beyond = {sort_field: {"$lt" if descending else "$gt": value}}
+    return {"$or": [beyond, tied, {sort_field: None}]} if descending else {"$or": [beyond, tied]}
 
 
 def order(sort_field: str, descending: bool, id_field: str) -> list:
