@@ -525,8 +525,19 @@ def _negate(part: tuple[str, list]) -> tuple[str, list]:
     return f"NOT COALESCE(({part[0]}), FALSE)", part[1]
 
 
+def _no_nul(text: str) -> str:
+    """``text``, or a QueryError when it holds NUL: SQLite compares such strings in no defined way and PostgreSQL
+    keeps NUL as U+FFFD, so no store could answer the same."""
+    if "\x00" in text:
+        raise QueryError(f"cannot compare with a string holding NUL (\\x00): {text!r}; match the text around it "
+                         "with $regex instead")
+    return text
+
+
 def _value_pred(d: _Dialect, o, op: str, value: Any) -> tuple[str, list]:
     """Predicate on one JSON value (field or array element) without the array-element expansion."""
+    if isinstance(value, str):
+        _no_nul(value)
     if op == "$eq":
         if value is None:
             return d.is_kind(o, "null")
@@ -603,7 +614,7 @@ def _in_pred(d: _Dialect, path: tuple[str, ...], values) -> tuple[str, list]:
         elif _is_number(v):
             groups["number"].append(v)
         elif isinstance(v, str):
-            groups["string"].append(v)
+            groups["string"].append(_no_nul(v))
         elif isinstance(v, (dict, list, tuple)):
             groups["json"].append(list(v) if isinstance(v, tuple) else v)
         else:
