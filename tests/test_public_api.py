@@ -64,7 +64,9 @@ def test_records_round_trip():
     assert back == t and back.status is Status.FINISHED
     assert WorkflowObject(workflow_id="w", name="n").to_dict() == {"workflow_id": "w", "name": "n",
                                                                     "type": "workflow"}
-    assert AgentObject.from_dict({"agent_id": "a1"}).to_dict() == {"agent_id": "a1", "type": "agent"}
+    agent = AgentObject.from_dict({"agent_id": "a1"}).to_dict()  # registered_at: set at construction
+    assert agent == {"agent_id": "a1", "registered_at": agent["registered_at"], "type": "agent"}
+    assert AgentObject.from_dict({"agent_id": "a1", "registered_at": 2.0}).to_dict()["registered_at"] == 2.0
     assert Status.get_finished_statuses() == [Status.FINISHED, Status.ERROR]
 
 

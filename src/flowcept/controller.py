@@ -343,7 +343,7 @@ class Flowcept(FlowceptObjects, metaclass=_FlowceptMeta):
             "flowcept_version": __version__,
             "conf": {"settings_path": self.settings.path},
         }
-        record.update(_enrichment(self.settings))
+        record.update(workflow_enrichment(self.settings))
         if self.settings.telemetry_capture.machine_info:
             try:
                 from flowcept.capture.telemetry import machine_info
@@ -542,7 +542,7 @@ class Flowcept(FlowceptObjects, metaclass=_FlowceptMeta):
                 f"started={self.is_started})")
 
 
-def _enrichment(settings) -> dict:
+def workflow_enrichment(settings) -> dict:
     """Workflow fields from ``sys_metadata`` and ``extra_metadata``, and with ``project.enrich_messages`` the host
     facts and the active settings (secrets redacted)."""
     sysm = settings.sys_metadata

@@ -107,6 +107,56 @@ class PROV_AGENT:  # noqa: N801 - documented name
     AGENT_TOOL = "agent_tool"
 
 
+class MimeType(str, Enum):
+    """MIME types of stored objects and files (the reference's vocabulary)."""
+
+    JPEG = "image/jpeg"
+    PNG = "image/png"
+    GIF = "image/gif"
+    BMP = "image/bmp"
+    TIFF = "image/tiff"
+    WEBP = "image/webp"
+    SVG = "image/svg+xml"
+    PDF = "application/pdf"
+    JSON = "application/json"
+    CSV = "text/csv"
+    JSONL = "application/x-ndjson"
+
+
+class Vocabulary:
+    """Names used in settings (the reference's vocabulary)."""
+
+    class Settings:
+        ADAPTERS = "adapters"
+        KIND = "kind"
+        ZAMBEZE_KIND = "zambeze"
+        MLFLOW_KIND = "mlflow"
+        TENSORBOARD_KIND = "tensorboard"
+        DASK_KIND = "dask"
+
+
+def host_facts(record: dict) -> dict:
+    """``record`` with the host fields it lacks: ``hostname``, ``node_name``, ``login_name`` and, when the
+    ``sys_metadata`` settings give them, ``public_ip`` and ``private_ip`` (the settings win over detection)."""
+    import getpass
+    import os
+
+    from flowcept._runtime import hostname
+    from flowcept.settings import get_settings
+
+    sysm = get_settings().sys_metadata
+    try:
+        login = sysm.login_name or getpass.getuser()
+    except Exception:  # noqa: BLE001 - no passwd entry in some containers
+        login = None
+    facts = {"hostname": hostname(), "node_name": sysm.node_name or os.uname().nodename, "login_name": login,
+             "public_ip": sysm.public_ip, "private_ip": sysm.private_ip}
+    for key, value in facts.items():
+        if value is not None and record.get(key) is None:
+            record[key] = value
+    return record
+
+
 class _Record:
     """Attribute view of a record dict: reading a field not set gives None; setting one writes the dict."""
 
@@ -190,6 +240,31 @@ class TaskObject(_Record):
     def workflow_id_field() -> str:
         return "workflow_id"
 
+    def enrich(self, adapter_key: str | None = None) -> "TaskObject":
+        """Stamp ``adapter_id`` (when given), ``utc_timestamp`` and the host fields the task lacks."""
+        import time
+
+        if adapter_key is not None:
+            self.adapter_id = adapter_key
+        if self.utc_timestamp is None:
+            self.utc_timestamp = time.time()
+        host_facts(self._d)
+        return self
+
+    @staticmethod
+    def enrich_task_dict(task: dict) -> dict:
+        """The host fields a task dict lacks, filled in place (see :func:`host_facts`); returns it."""
+        return host_facts(task)
+
+    def serialize(self) -> bytes:
+        """:meth:`to_dict` as MessagePack bytes (needs ``msgpack``: ``pip install 'flowcept[redis]'``)."""
+        try:
+            import msgpack
+        except ImportError:
+            raise ImportError("TaskObject.serialize() needs msgpack: pip install 'flowcept[redis]' (or msgpack)") \
+                from None
+        return msgpack.packb(self.to_dict(), default=str)
+
 
 class WorkflowObject(_Record):
     """A workflow record (``type: "workflow"``)."""
@@ -215,12 +290,41 @@ class WorkflowObject(_Record):
             out["flowcept_settings"] = redact_settings_values(out["flowcept_settings"])
         return redacted_copy(out)
 
+    def enrich(self, adapter_key: str | None = None) -> "WorkflowObject":
+        """Stamp ``adapter_id`` (when given) and ``utc_timestamp``, and, with ``project.enrich_messages``, the fields
+        a running Flowcept puts on its workflow record (version, settings, user, host facts) where unset."""
+        import time
+
+        from flowcept import __version__
+        from flowcept.controller import workflow_enrichment
+        from flowcept.settings import get_settings
+
+        if adapter_key is not None:
+            self.adapter_id = adapter_key
+        if self.utc_timestamp is None:
+            self.utc_timestamp = time.time()
+        settings = get_settings()
+        if settings.project.enrich_messages:
+            facts = {"flowcept_version": __version__, "conf": {"settings_path": settings.path},
+                     **workflow_enrichment(settings)}
+            for key, value in facts.items():
+                if value is not None and self._d.get(key) is None:
+                    self._d[key] = value
+        return self
+
 
 class AgentObject(_Record):
     """An agent record (``type: "agent"``)."""
 
     type = "agent"
     FIELDS = ("agent_id", "name", "user", "workflow_id", "campaign_id", "extra_metadata", "registered_at")
+
+    def __init__(self, **fields: Any):
+        super().__init__(**fields)
+        if self._d.get("registered_at") is None:
+            import time
+
+            self._d["registered_at"] = time.time()  # set at construction, as the reference's
 
     def enrich(self) -> "AgentObject":
         """Fill ``user`` (the login name) and ``extra_metadata`` (the ``extra_metadata`` settings) where unset."""

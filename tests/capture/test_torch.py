@@ -117,6 +117,35 @@ class TestForwardCapture:
         (t,) = tasks_of(fc.workflow_id)
         assert t["status"] == "ERROR" and t["stderr"] == "bad input"
 
+    def test_dataclass_and_sparse_outputs_are_described_not_stored(self):
+        """A model returning a dataclass of tensors, or a sparse tensor, records tensor metadata, never values."""
+        import dataclasses
+
+        @dataclasses.dataclass
+        class Out:
+            logits: object
+            loss: object
+
+        @flowcept_torch
+        class Model(nn.Module):
+            def __init__(self, kind):
+                super().__init__()
+                self.kind = kind
+
+            def forward(self, x):
+                y = x * 2
+                return Out(y, y.sum()) if self.kind == "dataclass" else y.to_sparse()
+
+        with Flowcept() as fc:
+            Model("dataclass")(torch.ones(1, 2))
+            Model("sparse")(torch.tensor([[0.0, 3.0]]))
+        got = [t["generated"] for t in sorted(tasks_of(fc.workflow_id, subtype="parent_forward"),
+                                              key=lambda t: t["started_at"])]
+        assert got == [
+            {"tensor": {"logits": {"shape": [1, 2], "dtype": "float32", "device": "cpu", "nbytes": 8},
+                        "loss": {"shape": [], "dtype": "float32", "device": "cpu", "nbytes": 4}}},
+            {"tensor": {"shape": [1, 2], "dtype": "float32", "device": "cpu", "nbytes": 4}}]
+
     def test_parent_is_enclosing_task_or_iteration(self):
         """Forwards inside a @flowcept_task and a FlowceptLoop iteration get them as parents."""
         Net = make_net()

@@ -141,11 +141,53 @@ class TestRecordObjects:
         from flowcept.commons.flowcept_dataclasses.agent_object import AgentObject
 
         write_settings(tmp_path, "extra_metadata:\n  lab: L1\n", monkeypatch)
+        before = time.time()
         agent = AgentObject(agent_id="a1", name="bot").enrich()
         import getpass
 
+        registered = agent.registered_at  # set at construction, as the reference's
+        assert before <= registered <= time.time()
         assert agent.to_dict() == {"agent_id": "a1", "name": "bot", "user": getpass.getuser(),
-                                   "extra_metadata": {"lab": "L1"}, "type": "agent"}
+                                   "extra_metadata": {"lab": "L1"}, "registered_at": registered, "type": "agent"}
+        assert AgentObject(agent_id="a2", registered_at=5.0).registered_at == 5.0
+
+    def test_vocabulary_and_mime_types(self):
+        from flowcept.commons.vocabulary import MimeType, Vocabulary
+
+        assert MimeType.JSONL.value == "application/x-ndjson" and MimeType.PNG == "image/png"
+        assert (Vocabulary.Settings.ADAPTERS, Vocabulary.Settings.KIND, Vocabulary.Settings.MLFLOW_KIND) == (
+            "adapters", "kind", "mlflow")
+
+    def test_task_object_enrich_and_serialize(self, monkeypatch, tmp_path):
+        import msgpack
+
+        from flowcept._runtime import hostname
+        from flowcept.commons.flowcept_dataclasses.task_object import TaskObject
+
+        write_settings(tmp_path, "sys_metadata:\n  node_name: n1\n  login_name: u1\n  private_ip: 10.0.0.1\n",
+                       monkeypatch)
+        task = TaskObject(task_id="t1", hostname="given")
+        task.enrich("dask")
+        out = task.to_dict()
+        assert out.pop("utc_timestamp") > 0
+        assert out == {"task_id": "t1", "adapter_id": "dask", "hostname": "given", "node_name": "n1",
+                       "login_name": "u1", "private_ip": "10.0.0.1", "type": "task"}
+        assert msgpack.unpackb(task.serialize()) == task.to_dict()
+        assert TaskObject.enrich_task_dict({"task_id": "t2"}) == {
+            "task_id": "t2", "hostname": hostname(), "node_name": "n1", "login_name": "u1", "private_ip": "10.0.0.1"}
+
+    def test_workflow_object_enrich(self, monkeypatch, tmp_path):
+        from flowcept import __version__
+        from flowcept.commons.flowcept_dataclasses.workflow_object import WorkflowObject
+
+        write_settings(tmp_path, "project:\n  enrich_messages: false\n", monkeypatch)
+        plain = WorkflowObject(workflow_id="w1").enrich("mlflow").to_dict()
+        assert plain.pop("utc_timestamp") > 0
+        assert plain == {"workflow_id": "w1", "adapter_id": "mlflow", "type": "workflow"}
+        write_settings(tmp_path, "project:\n  enrich_messages: true\nsys_metadata:\n  sys_name: S\n", monkeypatch)
+        rich = WorkflowObject(workflow_id="w2").enrich().to_dict()
+        assert rich["flowcept_version"] == __version__ and rich["sys_name"] == "S"
+        assert "flowcept_settings" in rich and rich["conf"]["settings_path"]
 
 
 def _redis_pg_settings(tmp_path, monkeypatch, dsn):

@@ -19,6 +19,7 @@ torch is imported lazily: ``import flowcept`` never loads it.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import time
@@ -55,17 +56,24 @@ def tensor_metadata(t) -> dict:
     dev = _device_names.get(device)
     if dev is None:
         dev = _device_names[device] = str(device)
-    return {"shape": list(t.shape), "dtype": name, "device": dev, "nbytes": t.nbytes}
+    try:
+        nbytes = t.nbytes
+    except RuntimeError:  # sparse and other layouts define no nbytes: the stored values' size
+        nbytes = t.element_size() * (t._nnz() if t.is_sparse else t.numel())
+    return {"shape": list(t.shape), "dtype": name, "device": dev, "nbytes": nbytes}
 
 
 def _describe(value, tensor_cls):
-    """Tensor metadata for tensors (also inside tuples, lists and dicts); other values as they are."""
+    """Tensor metadata for tensors (also inside tuples, lists, dicts and dataclasses, such as a model's output
+    object); other values as they are."""
     if isinstance(value, tensor_cls):
         return tensor_metadata(value)
     if isinstance(value, (tuple, list)):
         return [_describe(v, tensor_cls) for v in value]
     if isinstance(value, dict):
         return {str(k): _describe(v, tensor_cls) for k, v in value.items()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _describe(getattr(value, f.name, None), tensor_cls) for f in dataclasses.fields(value)}
     return value
 
 

@@ -1,5 +1,5 @@
 """Vocabulary of record values (compatibility path: the definitions live in :mod:`flowcept.records`)."""
 
-from flowcept.records import ML_Types, PROV_AGENT, Status
+from flowcept.records import ML_Types, MimeType, PROV_AGENT, Status, Vocabulary
 
-__all__ = ["Status", "ML_Types", "PROV_AGENT"]
+__all__ = ["Status", "ML_Types", "PROV_AGENT", "MimeType", "Vocabulary"]
