@@ -55,7 +55,7 @@ class TestFilters:
         {"$and": {"a": 1}},
         {"x": {"$options": "i"}}, {"x": {"$regex": "a", "$options": "q"}}, {"x": {"$regex": "("}},
         {"x": {"$gt": [1]}}, {"x": {"$not": 5}}, {"x": {"$eq": 1, "y": 2}},
-        {"x": "a\x00b"}, {"x": {"$in": ["ok", "a\x00b"]}}, {"x": {"$gt": "\x00"}},
+        {"x": "a\x00b"}, {"x": {"$in": ["ok", "a\x00b"]}}, {"x": {"$gt": "\x00"}}, {"used.k\\z": 1},
     ])
     def test_malformed_filter(self, seeded, flt):
         """Malformed filters raise QueryError before touching the database."""

@@ -117,6 +117,24 @@ def test_stream_sends_more_than_one_batch(client):
     assert seen == [f"s-{i:03d}" for i in range(180)]
 
 
+def test_stream_sends_tasks_without_status_or_end(client):
+    """A task with neither status nor ended_at (another tool's record) is streamed once, like any other."""
+    from flowcept import Flowcept
+
+    now = time.time()
+    Flowcept.db.store.upsert([{"type": "task", "task_id": "bare", "workflow_id": "wf-b", "started_at": now},
+                              {"type": "task", "task_id": "running", "workflow_id": "wf-b", "started_at": now + 0.001,
+                               "status": "RUNNING"}])
+    seen: list[str] = []
+    with client.stream("GET", f"/api/v1/stream/tasks?workflow_id=wf-b&since={now - 5}") as res:
+        for line in res.iter_lines():
+            if line.startswith("data:"):
+                seen += [t["task_id"] for t in json.loads(line[5:])]
+            if len(seen) >= 2 or time.time() - now > 10:
+                break
+    assert seen == ["bare", "running"]
+
+
 def test_objects_and_campaigns_page(client):
     from flowcept import Flowcept
 

@@ -50,10 +50,11 @@ SCALAR_FIELDS = frozenset(
     {"task_id", "workflow_id", "campaign_id", "parent_task_id", "activity_id", "status", "agent_id", "type",
      "started_at", "ended_at", "registered_at", "utc_timestamp"})
 
-# What a path segment may not hold: SQLite's JSON path cannot quote a double quote inside a key, and no store keeps
-# control characters (PostgreSQL refuses NUL). Anything else (":" in the "object:<id>" keys this package writes,
+# What a path segment may not hold: SQLite's JSON path cannot quote a double quote inside a key, and reads a
+# backslash as the key's JSON escape (so "k\z" would silently match nothing); no store keeps control characters
+# (PostgreSQL refuses NUL). Anything else (":" in the "object:<id>" keys this package writes,
 # spaces, non-ASCII letters) is a key like any other; SQLite's paths are quoted and escaped (SqliteDialect.json_path).
-_BAD_SEGMENT = re.compile(r'["\x00-\x1f\x7f]')
+_BAD_SEGMENT = re.compile(r'["\\\x00-\x1f\x7f]')
 
 #: Hostile-input bounds: operators nested deeper than this, or more operator nodes than this in one filter, are a
 #: QueryError (a 2,000-deep ``$and`` would otherwise exhaust Python's stack or SQLite's expression depth).
@@ -77,7 +78,7 @@ def split_path(field: Any) -> tuple[str, ...]:
 
     Raises:
         QueryError: the path is not a string, is empty, has an empty segment, a segment starting with ``$`` (an
-            operator) or one holding a double quote or a control character.
+            operator) or one holding a double quote, a backslash or a control character.
     """
     if not isinstance(field, str) or not field:
         raise QueryError(f"field path must be a non-empty string, got {field!r}")
@@ -87,7 +88,7 @@ def split_path(field: Any) -> tuple[str, ...]:
             raise _unknown(seg)
         if not seg or _BAD_SEGMENT.search(seg):
             raise QueryError(f"invalid field path {field!r}: segment {seg!r} must be non-empty and hold no double "
-                             "quote or control character")
+                             "quote, backslash or control character")
     return segments
 
 

@@ -432,7 +432,8 @@ def _stream_routes(router: APIRouter, web) -> None:
                     docs = await to_thread.run_sync(lambda: db.store.find(
                         "tasks", flt, sort=paging.order(field, False, "task_id"), limit=batch))
                     for d in docs:
-                        if sent.get(d["task_id"], (None, None))[:2] != (d.get("status"), d.get("ended_at")):
+                        seen = sent.get(d["task_id"])  # (status, ended_at, time) when sent; never sent: None
+                        if seen is None or seen[:2] != (d.get("status"), d.get("ended_at")):
                             fresh[d["task_id"]] = d
                     if docs:
                         last = [docs[-1][field], docs[-1]["task_id"]]
