@@ -101,20 +101,25 @@ def test_download_names_are_safe_headers(client):
         "attachment; filename=\"a_b__X-Evil: 1_v0.bin\"; filename*=UTF-8''a%22b%0D%0AX-Evil%3A%201_v0.bin")
 
 
+def _streamed(client, workflow_id: str, since: float, wanted: int, within_s: float) -> list[str]:
+    """The task ids the live stream sends for ``workflow_id`` until ``wanted`` came or ``within_s`` passed."""
+    started, seen = time.time(), []
+    with client.stream("GET", f"/api/v1/stream/tasks?workflow_id={workflow_id}&since={since}") as res:
+        for line in res.iter_lines():
+            if line.startswith("data:"):
+                seen += [t["task_id"] for t in json.loads(line[5:])]
+            if len(seen) >= wanted or time.time() - started > within_s:
+                break
+    return seen
+
+
 def test_stream_sends_more_than_one_batch(client):
     from flowcept import Flowcept
 
     now = time.time()
     Flowcept.db.store.upsert([{"type": "task", "task_id": f"s-{i:03d}", "workflow_id": "wf-s", "activity_id": "x",
                                "status": "RUNNING", "started_at": now + i / 1000} for i in range(180)])
-    seen: list[str] = []
-    with client.stream("GET", f"/api/v1/stream/tasks?workflow_id=wf-s&since={now - 5}") as res:
-        for line in res.iter_lines():
-            if line.startswith("data:"):
-                seen += [t["task_id"] for t in json.loads(line[5:])]
-            if len(seen) >= 180 or time.time() - now > 20:
-                break
-    assert seen == [f"s-{i:03d}" for i in range(180)]
+    assert _streamed(client, "wf-s", now - 5, 180, 20) == [f"s-{i:03d}" for i in range(180)]
 
 
 def test_stream_sends_tasks_without_status_or_end(client):
@@ -125,14 +130,7 @@ def test_stream_sends_tasks_without_status_or_end(client):
     Flowcept.db.store.upsert([{"type": "task", "task_id": "bare", "workflow_id": "wf-b", "started_at": now},
                               {"type": "task", "task_id": "running", "workflow_id": "wf-b", "started_at": now + 0.001,
                                "status": "RUNNING"}])
-    seen: list[str] = []
-    with client.stream("GET", f"/api/v1/stream/tasks?workflow_id=wf-b&since={now - 5}") as res:
-        for line in res.iter_lines():
-            if line.startswith("data:"):
-                seen += [t["task_id"] for t in json.loads(line[5:])]
-            if len(seen) >= 2 or time.time() - now > 10:
-                break
-    assert seen == ["bare", "running"]
+    assert _streamed(client, "wf-b", now - 5, 2, 10) == ["bare", "running"]
 
 
 def test_objects_and_campaigns_page(client):
