@@ -139,6 +139,26 @@ def hostname() -> str:
     return name
 
 
+def login_name(settings) -> str | None:
+    """The user's login name (``getpass.getuser()``), else ``experiment.user`` of ``settings`` (containers without
+    a passwd entry)."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no passwd entry in some containers
+        return getattr(settings.experiment, "user", None)
+
+
+def host_identity(settings) -> dict:
+    """``node_name``, ``login_name``, ``public_ip`` and ``private_ip`` as records carry them: the ``sys_metadata``
+    settings first, else this host's (the IPs only when set); None values left out."""
+    sysm = settings.sys_metadata
+    facts = {"node_name": sysm.node_name or os.uname().nodename, "login_name": sysm.login_name or login_name(settings),
+             "public_ip": sysm.public_ip, "private_ip": sysm.private_ip}
+    return {k: v for k, v in facts.items() if v is not None}
+
+
 def _resolve_hostname() -> str:
     for resolve in (socket.getfqdn, socket.gethostname):
         try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import logging
 import os
 import threading
@@ -13,7 +12,7 @@ from typing import Any
 
 from flowcept import _child, _runtime
 from flowcept import context as _ctx
-from flowcept._runtime import hostname
+from flowcept._runtime import host_identity, hostname, login_name
 from flowcept.errors import ConfigError, StopTimeoutError
 from flowcept.ids import new_uuid
 from flowcept.query.objects_api import FlowceptObjects
@@ -338,7 +337,7 @@ class Flowcept(FlowceptObjects, metaclass=_FlowceptMeta):
             "name": self.workflow_name, "subtype": self.workflow_subtype,
             "workflow_description": self.workflow_description, "parent_workflow_id": self.parent_workflow_id,
             "used": self.workflow_args, "started_at": self._started_at, "status": status,
-            "user": _user(self.settings), "hostname": hostname(), "agent_id": self.agent_id,
+            "user": login_name(self.settings), "hostname": hostname(), "agent_id": self.agent_id,
             "interceptor_ids": [f"{kind}_{self.bundle_exec_id}" for kind in self.interceptors],
             "flowcept_version": __version__,
             "conf": {"settings_path": self.settings.path},
@@ -548,20 +547,9 @@ def workflow_enrichment(settings) -> dict:
     sysm = settings.sys_metadata
     out = {"environment_id": sysm.environment_id, "extra_metadata": dict(settings.extra_metadata) or None}
     if settings.project.enrich_messages:
-        uname = os.uname()
-        out.update(sys_name=sysm.sys_name or uname.sysname, flowcept_settings=settings.to_dict(redact=True))
-        out["extra_metadata"] = {**(out["extra_metadata"] or {}), "node_name": sysm.node_name or uname.nodename,
-                                 "login_name": sysm.login_name or _user(settings), "public_ip": sysm.public_ip,
-                                 "private_ip": sysm.private_ip}
-        out["extra_metadata"] = {k: v for k, v in out["extra_metadata"].items() if v is not None}
+        out.update(sys_name=sysm.sys_name or os.uname().sysname, flowcept_settings=settings.to_dict(redact=True))
+        out["extra_metadata"] = {**(out["extra_metadata"] or {}), **host_identity(settings)}
     return out
-
-
-def _user(settings) -> str | None:
-    try:
-        return getpass.getuser()
-    except Exception:  # noqa: BLE001 - no passwd entry in some containers
-        return getattr(settings.experiment, "user", None)
 
 
 def _to_df(records: list, normalize: bool):

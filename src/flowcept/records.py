@@ -136,23 +136,13 @@ class Vocabulary:
 
 
 def host_facts(record: dict) -> dict:
-    """``record`` with the host fields it lacks: ``hostname``, ``node_name``, ``login_name`` and, when the
-    ``sys_metadata`` settings give them, ``public_ip`` and ``private_ip`` (the settings win over detection)."""
-    import getpass
-    import os
-
-    from flowcept._runtime import hostname
+    """``record`` with the host fields it lacks, filled in place: ``hostname`` and those of
+    :func:`flowcept._runtime.host_identity` (``sys_metadata`` settings first, else this host's)."""
+    from flowcept._runtime import host_identity, hostname
     from flowcept.settings import get_settings
 
-    sysm = get_settings().sys_metadata
-    try:
-        login = sysm.login_name or getpass.getuser()
-    except Exception:  # noqa: BLE001 - no passwd entry in some containers
-        login = None
-    facts = {"hostname": hostname(), "node_name": sysm.node_name or os.uname().nodename, "login_name": login,
-             "public_ip": sysm.public_ip, "private_ip": sysm.private_ip}
-    for key, value in facts.items():
-        if value is not None and record.get(key) is None:
+    for key, value in {"hostname": hostname(), **host_identity(get_settings())}.items():
+        if record.get(key) is None:
             record[key] = value
     return record
 
@@ -328,15 +318,11 @@ class AgentObject(_Record):
 
     def enrich(self) -> "AgentObject":
         """Fill ``user`` (the login name) and ``extra_metadata`` (the ``extra_metadata`` settings) where unset."""
-        import getpass
-
+        from flowcept._runtime import login_name
         from flowcept.settings import get_settings
 
         if self.user is None:
-            try:
-                self.user = getpass.getuser()
-            except Exception:  # noqa: BLE001 - no passwd entry in some containers
-                self.user = get_settings().experiment.user
+            self.user = login_name(get_settings())
         extra = dict(get_settings().extra_metadata)
         if extra:
             self.extra_metadata = {**extra, **(self.extra_metadata or {})}

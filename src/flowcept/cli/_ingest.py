@@ -6,7 +6,6 @@ import os
 import sys
 
 import click
-import orjson
 
 from flowcept.cli._common import open_store, settings_of
 
@@ -32,51 +31,19 @@ def ingest(ctx: click.Context, path: str, batch_size: int) -> None:
                                file=sys.stderr) as bar:
             done = [0]
 
-            def progress(n: int) -> None:  # a second pass (see below) counts again from 0
-                bar.update(max(0, n - done[0]))
-                done[0] = max(done[0], n)
+            def progress(n: int) -> None:
+                bar.update(n - done[0])
+                done[0] = n
 
-            try:
-                loaded = ingest_file(path, store, batch_size=batch_size, progress=progress)
-            except orjson.JSONEncodeError:
-                # A line parsed but cannot be encoded for the store (nested past the encoder's depth limit): load
-                # the file again without such lines. Records merge by id, so what the first pass stored is unchanged.
-                loaded = _ingest_storable(path, store, batch_size, progress)
+            def unstorable(number: int, reason: str) -> None:
+                click.echo(f"skipped line {number} of {path}: nested too deeply to store ({reason})", err=True)
+
+            loaded = ingest_file(path, store, batch_size=batch_size, progress=progress, unstorable=unstorable)
             bar.update(max(0, total_lines - done[0]))
     finally:
         store.close()
     skipped = total_lines - loaded
     click.echo(f"ingested {loaded} records from {path}" + (f" ({skipped} malformed lines skipped)" if skipped else ""))
-
-
-def _ingest_storable(path: str, store, batch_size: int, progress) -> int:
-    """Ingest a copy of ``path`` without the lines the store cannot take (each named on stderr) and without the
-    lines that are no JSON object (skipped, as ``ingest_file`` skips them; the summary counts both)."""
-    import tempfile
-
-    from flowcept.keeper import ingest_file
-
-    fd, copy = tempfile.mkstemp(prefix="flowcept_ingest_", suffix=".jsonl")
-    try:
-        with open(path, "rb") as src, os.fdopen(fd, "wb") as dst:
-            for number, line in enumerate(src, 1):
-                line = line.strip()
-                if not line:
-                    continue
-                try:
-                    doc = orjson.loads(line)
-                    if not isinstance(doc, dict):
-                        continue
-                    orjson.dumps([doc])  # as ingest_file encodes a batch
-                except orjson.JSONDecodeError:
-                    continue
-                except orjson.JSONEncodeError as exc:
-                    click.echo(f"skipped line {number} of {path}: nested too deeply to store ({exc})", err=True)
-                    continue
-                dst.write(line + b"\n")
-        return ingest_file(copy, store, batch_size=batch_size, progress=progress)
-    finally:
-        os.unlink(copy)
 
 
 def _count_lines(path: str) -> int:

@@ -95,17 +95,14 @@ def history(ctx: click.Context, object_id: str, as_json: bool) -> None:
 def download(ctx: click.Context, object_id: str, dest: str, version: int | None) -> None:
     """Write an object's content to DEST (streamed, checked against its sha256 before DEST appears); missing
     folders of DEST are created."""
-    import os
+    from flowcept.export import make_parent
 
     with _db(ctx) as db:
         writes_to(ctx, dest)
         try:
             blob = db.download_object(object_id, dest, version)
-        except FileNotFoundError:  # the object exists (it was looked up first), its folder does not
-            folder = os.path.dirname(os.path.abspath(dest))
-            if os.path.lexists(folder):
-                raise
-            os.makedirs(folder)
+        except FileNotFoundError:  # the object exists (it is looked up first) but DEST's folder does not
+            make_parent(dest)  # (made only now: an unknown object leaves no folder behind)
             blob = db.download_object(object_id, dest, version)
     click.echo(f"{dest}: {blob.object_size_bytes} bytes, object {object_id} version {blob.version}, "
                f"sha256 {blob.data_sha256}")

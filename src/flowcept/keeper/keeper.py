@@ -313,7 +313,8 @@ def run_keeper(settings=None, stop_event: threading.Event | None = None, *, stor
 
 
 def ingest_file(path: str, store, batch_size: int = 5000,
-                progress: Callable[[int], None] | None = None) -> int:
+                progress: Callable[[int], None] | None = None,
+                unstorable: Callable[[int, str], None] | None = None) -> int:
     """Load a JSONL file (a spill file or a buffer file) into ``store``; safe to run twice (records merge by id).
 
     Args:
@@ -321,6 +322,8 @@ def ingest_file(path: str, store, batch_size: int = 5000,
         store: the destination store.
         batch_size: records per store transaction.
         progress: called with the number of records loaded so far after each batch.
+        unstorable: called with the line number and the reason for each line that parses but cannot be encoded
+            for the store (nested past the encoder's depth limit); such lines are skipped, the others loaded.
 
     Returns:
         The number of records loaded.
@@ -334,12 +337,27 @@ def ingest_file(path: str, store, batch_size: int = 5000,
 
     total, bad = 0, 0
 
-    def commit(docs: list[dict]) -> None:
-        store.upsert_encoded(EncodedBatch(orjson.dumps(docs), len(docs)))  # one encoder call for the batch
+    def commit(docs: list[dict], numbers: list[int]) -> int:
+        try:
+            encoded = orjson.dumps(docs)  # one encoder call for the batch
+        except orjson.JSONEncodeError:
+            kept = []
+            for doc, number in zip(docs, numbers):  # rare: find the lines the encoder refuses
+                try:
+                    orjson.dumps(doc)
+                    kept.append(doc)
+                except orjson.JSONEncodeError as exc:
+                    if unstorable is not None:
+                        unstorable(number, str(exc))
+            docs, encoded = kept, orjson.dumps(kept)
+        if docs:
+            store.upsert_encoded(EncodedBatch(encoded, len(docs)))
+        return len(docs)
 
     with open(path, "rb") as f:
         docs: list[dict] = []
-        for line in _lines(f):
+        numbers: list[int] = []
+        for number, line in _lines(f):
             try:
                 doc = orjson.loads(line)
             except orjson.JSONDecodeError:
@@ -356,15 +374,14 @@ def ingest_file(path: str, store, batch_size: int = 5000,
                     continue
                 doc["type"] = kind
             docs.append(doc)
+            numbers.append(number)
             if len(docs) >= batch_size:
-                commit(docs)
-                total += len(docs)
-                docs = []
+                total += commit(docs, numbers)
+                docs, numbers = [], []
                 if progress is not None:
                     progress(total)
         if docs:
-            commit(docs)
-            total += len(docs)
+            total += commit(docs, numbers)
             if progress is not None:
                 progress(total)
     if bad:
@@ -372,8 +389,9 @@ def ingest_file(path: str, store, batch_size: int = 5000,
     return total
 
 
-def _lines(f) -> Iterable[bytes]:
-    for line in f:
+def _lines(f) -> Iterable[tuple[int, bytes]]:
+    """The file's non-blank lines, stripped, with their numbers (from 1)."""
+    for number, line in enumerate(f, 1):
         line = line.strip()
         if line:
-            yield line
+            yield number, line

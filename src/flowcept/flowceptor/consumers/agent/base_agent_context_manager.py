@@ -160,9 +160,9 @@ class BaseAgentContextManager:
 
     # ---- pieces -----------------------------------------------------------------------------------------------
     def _agent_record(self, fc: Any) -> dict:
-        from flowcept.controller import _user
+        from flowcept._runtime import login_name
 
         record = {"type": "agent", "agent_id": self.agent_id, "name": self.agent_name,
                   "workflow_id": fc.workflow_id, "campaign_id": fc.campaign_id, "registered_at": time.time(),
-                  "user": _user(fc.settings)}
+                  "user": login_name(fc.settings)}
         return {k: v for k, v in record.items() if v is not None}
